@@ -1,0 +1,103 @@
+// Package cps holds the CPx card profile: what the agent knows about French
+// health-professional cards (AIDs, files, key and PIN references, ATRs) and
+// the read/authenticate/sign flows built on the IAS-ECC commands.
+//
+// Every fact that card-cpx.md marks [?] (unconfirmed on a real card) lives in
+// the Quirks table below and nowhere else, so a field report can correct it
+// in one place (and, later, from a quirks file without a rebuild).
+package cps
+
+// Generation names a card family as reported to portals (identity.card.generation).
+const (
+	GenerationCPS3   = "CPS3"
+	GenerationCPS3CL = "CPS3-CL" // contactless interface: identity only, no signature
+	GenerationCPS4   = "CPS4"
+)
+
+// ATRs and masks (card-cpx.md §1).
+var (
+	ATRCPS3Contact     = []byte{0x3B, 0xAC, 0x00, 0x40, 0x2A, 0x00, 0x12, 0x25, 0x00, 0x64, 0x80, 0x00, 0x03, 0x10, 0x00, 0x90, 0x00}
+	ATRCPS3ContactMask = []byte{0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF}
+	ATRCPS3CL          = []byte{0x3B, 0x8F, 0x80, 0x01, 0x00, 0x31, 0xB8, 0x64, 0x04, 0xB0, 0xEC, 0xC1, 0x73, 0x94, 0x01, 0x80, 0x82, 0x90, 0x00, 0x0E}
+	ATRCPS3CLMask      = []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0xFF, 0xC0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
+)
+
+// Application identifiers (card-cpx.md §2.1).
+var (
+	AIDPKCS15Contact     = []byte{0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10}
+	AIDPKCS15Contactless = []byte{0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20}
+	AIDIASECCRoot        = []byte{0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x01, 0x00}
+	// IssuerANS prefixes EF.SN.ICC's PAN and the card serial number.
+	IssuerANS = []byte{0x80, 0x25, 0x00, 0x00, 0x01}
+)
+
+// File identifiers confirmed by real-card traces (card-cpx.md §2.2).
+const (
+	FIDMF       uint16 = 0x3F00
+	FIDEFATR    uint16 = 0x2F01 // 57 bytes, leading 0x80 category byte
+	FIDEFDIR    uint16 = 0x2F00 // 101 bytes
+	FIDEFSNICC  uint16 = 0xD003 // 12 bytes: 5A 0A 80 25 00 00 01 + 5 bytes
+	FIDAppDF    uint16 = 0x0001 // DF of the contact PKCS#15 application
+	FIDODF      uint16 = 0x5031
+	FIDTokenInf uint16 = 0x5032
+)
+
+// Key and algorithm references (card-cpx.md §4).
+const (
+	KeySignature      byte = 0x81 // CPS_PRIV_SIG, non-repudiation, RSA-2048
+	KeyAuthentication byte = 0x82 // CPS_PRIV_AUT, RSA-2048
+
+	AlgHashSHA256    byte = 0x40 // MSE SET HT
+	AlgHashSHA1      byte = 0x10
+	AlgSigSHA256     byte = 0x42 // MSE SET DST: RSA PKCS#1 v1.5 with SHA-256, card builds DigestInfo
+	AlgSigSHA1       byte = 0x12
+	AlgAuthPKCS1     byte = 0x02 // MSE SET AT: PKCS#1 v1.5 over caller data (INTERNAL AUTHENTICATE)
+	AlgDecipherPKCS1 byte = 0x1A
+)
+
+// PIN facts confirmed by the ANS help pages (card-cpx.md §3).
+const (
+	PINLength    = 4
+	PUKLength    = 8
+	PINMaxTries  = 3
+	PUKMaxTries  = 10
+	PUKMaxUses   = 100
+	PINSDORef    = 0x01 // CHV SDO reference of the PIN in the MF
+	PUKSDORef    = 0x02 // CHV SDO reference of the PUK in the MF
+	MaxAuthInput = 102  // INTERNAL AUTHENTICATE data ≤ 40 % of a 2048-bit modulus
+	ReadChunk    = 0xE7 // READ BINARY / GET RESPONSE chunk (vendor driver)
+)
+
+// Quirks gathers every card fact that card-cpx.md marks [?]. The defaults
+// are our best reading of two independent drivers; a real card may differ.
+type Quirks struct {
+	// PINEncoding is "ascii" (digits as 0x30..0x39, default) or "bcd".
+	PINEncoding string `json:"pinEncoding"`
+	// PINPadLength pads the PIN to this many bytes with PINPadByte; 0 = no padding (default).
+	PINPadLength int  `json:"pinPadLength"`
+	PINPadByte   byte `json:"pinPadByte"`
+	// VerifyP2PIN / VerifyP2PUK are the P2 of VERIFY for the PIN and PUK (default 0x01 / 0x02).
+	VerifyP2PIN byte `json:"verifyP2Pin"`
+	VerifyP2PUK byte `json:"verifyP2Puk"`
+	// BlockedOn63C0 treats "63 C0" like "69 83" (PIN blocked).
+	BlockedOn63C0 bool `json:"blockedOn63C0"`
+	// AuthCertPath / SignCertPath are the certificate EF paths used when the
+	// PKCS#15 CDF cannot be read (hex, from the MF, e.g. "3F000001A001").
+	AuthCertPath string `json:"authCertPath"`
+	SignCertPath string `json:"signCertPath"`
+	// ResetRetryCounterP1 is 0x02 (new PIN given) by default (OpenSC iasecc_pin_reset).
+	ResetRetryCounterP1 byte `json:"resetRetryCounterP1"`
+}
+
+// DefaultQuirks returns the agent's defaults for a CPS3 contact card.
+func DefaultQuirks() Quirks {
+	return Quirks{
+		PINEncoding:         "ascii",
+		VerifyP2PIN:         PINSDORef,
+		VerifyP2PUK:         PUKSDORef,
+		BlockedOn63C0:       true,
+		AuthCertPath:        "3F000001A001",
+		SignCertPath:        "3F000001A002",
+		ResetRetryCounterP1: 0x02,
+	}
+}
