@@ -22,6 +22,20 @@ var (
 	ErrCardFailure     = errors.New("card: unexpected card answer")                         // card_error
 )
 
+// Added by the engine (same conventions as above).
+var (
+	// ErrSeveralCards: reader "" was given while several readers hold a card.
+	ErrSeveralCards = errors.New("card: several cards present, name the reader") // reader_ambiguous
+	// ErrCardReset: another application reset the card during the
+	// operation; the verified state is gone, the operation was not retried.
+	ErrCardReset = errors.New("card: card reset by another application during the operation") // card_reset
+	// ErrInvalidInput: the caller's data cannot be processed (e.g. more than
+	// 102 bytes to authenticate, or no PINFunc).
+	ErrInvalidInput = errors.New("card: invalid input") // bad_request
+	// ErrAlreadyRunning: Engine.Run was called while it already runs.
+	ErrAlreadyRunning = errors.New("card: engine already running")
+)
+
 // WrongPINError reports a rejected PIN or PUK and how many tries remain.
 // It matches ErrPINIncorrect with errors.Is.
 type WrongPINError struct {

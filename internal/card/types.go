@@ -57,6 +57,8 @@ type Reader struct {
 	CardPresent bool         `json:"cardPresent"`
 	ATR         string       `json:"atr,omitempty"` // spaced hex
 	Card        *CardSummary `json:"card,omitempty"`
+	// Busy is true while an operation (PIN prompt included) runs on the reader.
+	Busy bool `json:"busy"`
 }
 
 // CardSummary is what is known about a card without reading its files.
@@ -120,4 +122,29 @@ type Event struct {
 	Serial     string    `json:"serialNumber,omitempty"`
 	Generation string    `json:"generation,omitempty"`
 	Time       time.Time `json:"time"`
+	// Operation names the operation of EventOperationStarted/Ended
+	// ("authenticate", "sign", "change-pin", "unblock").
+	Operation string `json:"operation,omitempty"`
+	// Outcome is "ok" or the error message, for EventOperationEnded only.
+	Outcome string `json:"outcome,omitempty"`
 }
+
+// Snapshot is the engine's cached view for /v1/status. Taking it never
+// touches a card and never waits for an operation.
+type Snapshot struct {
+	// Monitoring is true while Run follows readers and cards; Readers is then
+	// kept up to date by events. Otherwise Readers is empty.
+	Monitoring bool `json:"monitoring"`
+	// ServiceUp reports whether the smart-card service (pcscd) answers.
+	ServiceUp bool     `json:"serviceUp"`
+	Readers   []Reader `json:"readers"`
+}
+
+// Signature algorithms reported in Signature.Algorithm.
+const (
+	// AlgRS256 is RSA PKCS#1 v1.5 with SHA-256 (Sign: the card hashes).
+	AlgRS256 = "RS256"
+	// AlgRSAPKCS1 is RSA PKCS#1 v1.5 (type 1 padding) over caller-supplied
+	// data, as INTERNAL AUTHENTICATE computes it (Authenticate).
+	AlgRSAPKCS1 = "RSA-PKCS1-v1_5"
+)

@@ -87,6 +87,16 @@ type Quirks struct {
 	SignCertPath string `json:"signCertPath"`
 	// ResetRetryCounterP1 is 0x02 (new PIN given) by default (OpenSC iasecc_pin_reset).
 	ResetRetryCounterP1 byte `json:"resetRetryCounterP1"`
+	// AppDFPath is the DF that holds the private keys 0x81/0x82 (local key
+	// references, bit 8 set) and the PKCS#15 ODF/CDF; it must be current for
+	// MSE SET. 3F00/0001 exists on a real card; that it is the PKCS#15
+	// application's DF is inferred (card-cpx.md §2.2, §2.4).
+	AppDFPath string `json:"appDfPath"`
+	// VerifyInMF selects the MF before VERIFY / CHANGE REFERENCE DATA. The
+	// PIN is a global CHV (P2 bit 8 clear), which IAS-ECC finds from any DF;
+	// the vendor trace happens to send VERIFY with the MF current
+	// (card-cpx.md §3). Default false (one APDU less per PIN operation).
+	VerifyInMF bool `json:"verifyInMf"`
 }
 
 // DefaultQuirks returns the agent's defaults for a CPS3 contact card.
@@ -99,5 +109,6 @@ func DefaultQuirks() Quirks {
 		AuthCertPath:        "3F000001A001",
 		SignCertPath:        "3F000001A002",
 		ResetRetryCounterP1: 0x02,
+		AppDFPath:           "3F000001",
 	}
 }

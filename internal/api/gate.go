@@ -1,0 +1,246 @@
+package api
+
+import (
+	"context"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cpsagent/cpsagent/internal/logging"
+)
+
+// route is one endpoint: its methods, body limit, accepted query
+// parameters and handler.
+type route struct {
+	methods []string // never HEAD or OPTIONS (preflight is answered by the gate)
+	maxBody int64
+	query   []string // accepted query parameters (each at most once)
+	handle  func(w http.ResponseWriter, r *http.Request, origin string)
+}
+
+func (rt *route) allows(m string) bool { return slices.Contains(rt.methods, m) }
+
+func (s *Server) buildRoutes() map[string]*route {
+	get := []string{http.MethodGet}
+	post := []string{http.MethodPost}
+	m := map[string]*route{
+		"/v1/status":       {methods: get, maxBody: MaxSmallBody, handle: s.handleStatus},
+		"/v1/readers":      {methods: get, maxBody: MaxSmallBody, handle: s.handleReaders},
+		"/v1/card":         {methods: get, maxBody: MaxSmallBody, query: []string{"reader"}, handle: s.handleCard},
+		"/v1/authenticate": {methods: post, maxBody: MaxSmallBody, handle: s.handleAuthenticate},
+		"/v1/sign":         {methods: post, maxBody: MaxSignBody, handle: s.handleSign},
+		"/v1/events":       {methods: get, maxBody: MaxSmallBody, handle: s.handleEvents},
+	}
+	if s.opts.DebugMetrics {
+		m["/v1/debug/metrics"] = &route{methods: get, maxBody: MaxSmallBody, handle: s.handleDebugMetrics}
+	}
+	return m
+}
+
+// methodOverrideHeaders are refused outright: the agent never lets a
+// header change the method the browser's CORS checks were made for.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// Handler returns the API's http.Handler: the gate in front of the routes.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP is the request gate (docs/api.md "Request gate"), in order:
+// Host, Origin (+ CORS, preflight), route, method, query, Content-Type,
+// body size. The handlers then decode the body strictly.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	w = rec
+	origin := ""
+	defer func() {
+		lvl := s.log.Info
+		if rec.status >= 500 {
+			lvl = s.log.Warn
+		}
+		if r.URL.Path == "/v1/status" && rec.status == http.StatusOK {
+			lvl = s.log.Debug
+		}
+		lvl("request", logging.Method(r.Method), logging.Path(r.URL.Path), logging.Origin(origin),
+			logging.Status(rec.status), logging.Code(rec.code), logging.Elapsed(time.Since(start)))
+	}()
+
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'; default-src 'none'")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Vary", "Origin")
+
+	// 1. Host: DNS rebinding. Nothing else happens for a foreign Host.
+	if !(*s.hosts.Load())[strings.ToLower(r.Host)] {
+		origin = r.Header.Get("Origin")
+		rec.problem(newProblem(CodeHostNotAllowed))
+		return
+	}
+
+	// 2. Origin: exactly one header, canonical, on the allow-list.
+	vals := r.Header.Values("Origin")
+	if len(vals) == 1 {
+		origin = vals[0]
+	}
+	norm, err := NormalizeOrigin(origin)
+	if len(vals) != 1 || err != nil || !s.origins[norm] {
+		rec.problem(newProblem(CodeOriginNotAllowed))
+		return
+	}
+	origin = norm
+	h.Set("Access-Control-Allow-Origin", norm)
+	h.Set("Access-Control-Expose-Headers", "Retry-After")
+
+	rt := s.routes[r.URL.Path]
+	if rt == nil {
+		rec.problem(newProblem(CodeNotFound))
+		return
+	}
+
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		s.preflight(w, r, rt)
+		return
+	}
+
+	// 3. Method, then what could change its meaning.
+	if !rt.allows(r.Method) {
+		h.Set("Allow", strings.Join(append(slices.Clone(rt.methods), http.MethodOptions), ", "))
+		rec.problem(newProblem(CodeMethodNotAllowed))
+		return
+	}
+	for _, mh := range methodOverrideHeaders {
+		if _, ok := r.Header[mh]; ok {
+			rec.problem(badRequest(mh, "Method override headers are not accepted.", "Les en-têtes de substitution de méthode ne sont pas acceptés."))
+			return
+		}
+	}
+	if p := checkQuery(r, rt); p != nil {
+		rec.problem(p)
+		return
+	}
+	if r.Method == http.MethodPost && !isJSON(r.Header.Values("Content-Type")) {
+		rec.problem(newProblem(CodeUnsupportedMediaType))
+		return
+	}
+
+	// 4. Body size: refuse early on Content-Length, and cap what is read.
+	if r.ContentLength > rt.maxBody {
+		rec.problem(newProblem(CodePayloadTooLarge))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+
+	rt.handle(w, r, norm)
+}
+
+// preflight answers a CORS preflight from an allowed origin: only the
+// route's methods, only Content-Type, cached 10 minutes, and the Private
+// Network Access opt-in when asked for. Never "*", never credentials.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request, rt *route) {
+	h := w.Header()
+	h.Del("Access-Control-Expose-Headers")
+	h.Set("Access-Control-Allow-Methods", strings.Join(rt.methods, ", "))
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	if strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
+		h.Set("Access-Control-Allow-Private-Network", "true")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkQuery accepts only the route's parameters, each at most once; so
+// "?callback=" (JSONP) and any other query is a bad request.
+func checkQuery(r *http.Request, rt *route) *Problem {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest("", "Malformed query string.", "Chaîne de requête mal formée.")
+	}
+	for k, v := range q {
+		if !slices.Contains(rt.query, k) {
+			return badRequest(fieldName(k), "Unknown query parameter.", "Paramètre de requête inconnu.")
+		}
+		if len(v) != 1 {
+			return badRequest(fieldName(k), "A query parameter appears twice.", "Un paramètre de requête apparaît deux fois.")
+		}
+	}
+	return nil
+}
+
+// isJSON accepts exactly one Content-Type: application/json, optionally
+// with charset=utf-8 and nothing else.
+func isJSON(vals []string) bool {
+	if len(vals) != 1 {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(vals[0])
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return false
+		}
+	}
+	return true
+}
+
+// recorder keeps the status and problem code for the access log. It
+// unwraps for http.ResponseController and the WebSocket hijack.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	code   string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) problem(p *Problem) {
+	r.code = p.Code
+	writeProblem(r, p)
+}
+
+// fail maps err to its problem, logs it when it is unexpected, and writes it.
+func (s *Server) fail(w http.ResponseWriter, ctx context.Context, op string, err error) {
+	p := problemFor(ctx, err)
+	if p.Code == CodeInternal || p.Code == CodeCardError {
+		s.log.Error("operation failed", logging.Op(op), logging.Code(p.Code), logging.Err(err))
+	} else {
+		s.log.Debug("operation refused", logging.Op(op), logging.Code(p.Code), logging.Err(err))
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.problem(p)
+		return
+	}
+	writeProblem(w, p)
+}
+
+// writeJSON sends v with status 200.
+func writeJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(body, '\n'))
+}

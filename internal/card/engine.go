@@ -1,0 +1,277 @@
+package card
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cpsagent/cpsagent/internal/card/apdu"
+	"github.com/cpsagent/cpsagent/internal/card/cps"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Quirks are the unconfirmed card facts; the zero value means
+	// cps.DefaultQuirks().
+	Quirks cps.Quirks
+	// Logger receives non-secret fields only (reader, serial, operation,
+	// APDU counts, durations, errors). Nil means no logging.
+	Logger *zap.Logger
+	// Trace, when set, receives one line per command ("> …") and per
+	// response ("< …"). PIN data and document bytes (PSO HASH,
+	// INTERNAL AUTHENTICATE data) are masked; response data is shown as a
+	// byte count only.
+	Trace func(reader string, line string)
+	// Now stamps events and reads; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine is the card service: one per process, shared by the API and the
+// tray. All methods are safe for concurrent use.
+type Engine struct {
+	t      Transport
+	quirks cps.Quirks
+	log    *zap.Logger
+	trace  func(reader, line string)
+	now    func() time.Time
+
+	mu         sync.Mutex
+	running    bool
+	monitoring bool // Watch delivered at least one event
+	serviceUp  bool
+	slots      map[string]*slot
+	cache      *certCache
+	runCtx     context.Context
+	bg         sync.WaitGroup // pre-reads
+
+	subMu sync.Mutex
+	subs  map[*subscriber]struct{}
+}
+
+// slot is the engine's state for one reader.
+type slot struct {
+	name    string
+	present bool
+	atr     []byte
+	ctype   cps.CardType
+	// serial is the serial number of the card at insertion (a transport
+	// Session.Insertion value); 0 = unknown.
+	serial    string
+	insertion uint64
+	// reported is the serial whose identity the engine last handed out for
+	// this reader (Card or identity-available); cleared when the card goes.
+	reported string
+	// gen changes with every insertion/removal seen by the monitor.
+	gen uint64
+	op  *operation
+}
+
+type operation struct {
+	internal bool // automatic identity read after insertion
+	done     chan struct{}
+}
+
+// New returns an engine over t. Call Run to follow readers and cards;
+// without Run, operations still work on named readers.
+func New(t Transport, opts Options) *Engine {
+	e := &Engine{
+		t:      t,
+		quirks: opts.Quirks,
+		log:    opts.Logger,
+		trace:  opts.Trace,
+		now:    opts.Now,
+		slots:  map[string]*slot{},
+		cache:  newCertCache(16),
+		subs:   map[*subscriber]struct{}{},
+	}
+	if e.quirks == (cps.Quirks{}) {
+		e.quirks = cps.DefaultQuirks()
+	}
+	if e.log == nil {
+		e.log = zap.NewNop()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e
+}
+
+// Run follows readers and cards through the transport until ctx ends
+// (monitor events, automatic identity read after insertion). It returns
+// nil when ctx ends, ErrAlreadyRunning if Run is already active.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.running {
+		e.mu.Unlock()
+		return ErrAlreadyRunning
+	}
+	e.running = true
+	e.runCtx = ctx
+	e.mu.Unlock()
+	err := e.t.Watch(ctx, e.handle)
+	e.bg.Wait()
+	e.mu.Lock()
+	e.running, e.monitoring, e.runCtx = false, false, nil
+	e.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Status returns the cached state. It never touches a card and never waits
+// for an operation.
+func (e *Engine) Status() Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Snapshot{Monitoring: e.monitoring, ServiceUp: e.serviceUp}
+	if e.monitoring {
+		s.Readers = e.readersLocked()
+	}
+	return s
+}
+
+func (e *Engine) readersLocked() []Reader {
+	out := make([]Reader, 0, len(e.slots))
+	for _, s := range e.slots {
+		if !s.present && s.atr == nil && s.gen == 0 && !e.monitoring {
+			continue
+		}
+		r := Reader{Name: s.name, CardPresent: s.present, Busy: s.op != nil && !s.op.internal}
+		if s.present {
+			r.ATR = apdu.Hex(s.atr)
+			r.Card = &CardSummary{Generation: s.ctype.Generation, Supported: s.ctype.Supported, Serial: s.reported}
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Readers lists the readers: from the monitor's state while Run is active,
+// otherwise by asking the transport.
+func (e *Engine) Readers(ctx context.Context) ([]Reader, error) {
+	e.mu.Lock()
+	if e.monitoring {
+		defer e.mu.Unlock()
+		return e.readersLocked(), nil
+	}
+	e.mu.Unlock()
+	states, err := e.t.Readers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Reader, 0, len(states))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, st := range states {
+		r := Reader{Name: st.Name, CardPresent: st.CardPresent}
+		if s := e.slots[st.Name]; s != nil {
+			r.Busy = s.op != nil && !s.op.internal
+		}
+		if st.CardPresent {
+			ct := cps.Recognise(st.ATR)
+			r.ATR = apdu.Hex(st.ATR)
+			r.Card = &CardSummary{Generation: ct.Generation, Supported: ct.Supported}
+			if s := e.slots[st.Name]; s != nil {
+				r.Card.Serial = s.reported
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// resolve turns "" into the only reader holding a card.
+func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
+	e.mu.Lock()
+	monitoring := e.monitoring
+	var states []ReaderState
+	if monitoring {
+		for _, s := range e.slots {
+			states = append(states, ReaderState{Name: s.name, CardPresent: s.present})
+		}
+	}
+	e.mu.Unlock()
+	if !monitoring {
+		if reader != "" {
+			return reader, nil // the transport says whether it exists
+		}
+		var err error
+		if states, err = e.t.Readers(ctx); err != nil {
+			return "", err
+		}
+	}
+	if reader != "" {
+		for _, s := range states {
+			if s.Name == reader {
+				return reader, nil
+			}
+		}
+		return "", fmt.Errorf("%w: %q", ErrNoReader, reader)
+	}
+	if len(states) == 0 {
+		return "", ErrNoReader
+	}
+	var with []string
+	for _, s := range states {
+		if s.CardPresent {
+			with = append(with, s.Name)
+		}
+	}
+	switch len(with) {
+	case 0:
+		return "", ErrNoCard
+	case 1:
+		return with[0], nil
+	}
+	sort.Strings(with)
+	return "", fmt.Errorf("%w: %q", ErrSeveralCards, with)
+}
+
+func (e *Engine) slotLocked(name string) *slot {
+	s := e.slots[name]
+	if s == nil {
+		s = &slot{name: name}
+		e.slots[name] = s
+	}
+	return s
+}
+
+// acquire reserves the reader for one operation. A user operation fails
+// at once with ErrBusy if another user operation runs there; it waits for
+// an automatic identity read (a few hundred milliseconds) instead.
+func (e *Engine) acquire(ctx context.Context, name string, internal bool) (func(), error) {
+	for {
+		e.mu.Lock()
+		s := e.slotLocked(name)
+		if s.op == nil {
+			op := &operation{internal: internal, done: make(chan struct{})}
+			s.op = op
+			e.mu.Unlock()
+			return func() {
+				e.mu.Lock()
+				if s.op == op {
+					s.op = nil
+				}
+				e.mu.Unlock()
+				close(op.done)
+			}, nil
+		}
+		if internal || !s.op.internal {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("%w on reader %q", ErrBusy, name)
+		}
+		done := s.op.done
+		e.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

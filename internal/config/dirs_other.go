@@ -1,0 +1,9 @@
+//go:build !linux && !darwin && !windows
+
+package config
+
+// Other Unix systems (the BSDs) follow the XDG layout, like Linux.
+
+func configDir() (string, error) { return xdgDir("XDG_CONFIG_HOME", ".config") }
+func stateDir() (string, error)  { return xdgDir("XDG_STATE_HOME", ".local/state") }
+func policyDir() string          { return "/etc/" + AppName }

@@ -1,0 +1,56 @@
+package cpsverify
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by the verifier. They are wrapped with context; test them
+// with errors.Is. The ErrNonce* errors all match ErrNonce, the
+// ErrCertificate* validity errors match ErrCertificateValidity.
+var (
+	// ErrConfig reports a Verifier that cannot verify anything (no roots).
+	ErrConfig = errors.New("cpsverify: verifier misconfigured")
+	// ErrFormat reports a token or CMS structure that does not parse or
+	// has an unsupported format/version.
+	ErrFormat = errors.New("cpsverify: malformed input")
+	// ErrUnsupportedAlgorithm reports an algorithm outside the allow-list.
+	ErrUnsupportedAlgorithm = errors.New("cpsverify: unsupported algorithm")
+	// ErrOriginMismatch reports an origin that is not allowed, is not a
+	// plain https origin, or that the token was not signed for.
+	ErrOriginMismatch = errors.New("cpsverify: origin mismatch")
+
+	ErrNonce          = errors.New("cpsverify: nonce rejected")
+	ErrNonceUnknown   = fmt.Errorf("%w: unknown nonce", ErrNonce)
+	ErrNonceReplayed  = fmt.Errorf("%w: nonce already used", ErrNonce)
+	ErrNonceExpired   = fmt.Errorf("%w: nonce expired", ErrNonce)
+	ErrNonceStoreFull = fmt.Errorf("%w: nonce store full", ErrNonce)
+
+	// ErrCertificateMalformed reports a certificate that does not parse.
+	ErrCertificateMalformed   = fmt.Errorf("%w: certificate", ErrFormat)
+	ErrCertificateValidity    = errors.New("cpsverify: certificate outside its validity period")
+	ErrCertificateExpired     = fmt.Errorf("%w: expired", ErrCertificateValidity)
+	ErrCertificateNotYetValid = fmt.Errorf("%w: not yet valid", ErrCertificateValidity)
+	// ErrCertificateUntrusted reports a certificate that does not chain to
+	// the configured roots.
+	ErrCertificateUntrusted = errors.New("cpsverify: certificate not trusted")
+	// ErrKeyUsage reports a certificate used for the wrong purpose
+	// (authentication with the signature certificate or the reverse).
+	ErrKeyUsage = errors.New("cpsverify: certificate key usage does not allow this operation")
+	// ErrTestCard reports a test-PKI card while test cards are not allowed.
+	ErrTestCard = errors.New("cpsverify: test card not allowed")
+	// ErrProductionCard reports a production card while RequireTestCards is set.
+	ErrProductionCard = errors.New("cpsverify: production card refused (test cards required)")
+	// ErrSignature reports a signature that does not verify.
+	ErrSignature = errors.New("cpsverify: signature invalid")
+
+	// ErrDigestMismatch reports a CAdES message-digest that does not match
+	// the document.
+	ErrDigestMismatch = errors.New("cpsverify: document digest mismatch")
+	// ErrSigningCertificate reports a signing-certificate(-v2) attribute
+	// that is missing or names another certificate.
+	ErrSigningCertificate = errors.New("cpsverify: signing-certificate attribute does not match the signer")
+	// ErrSigningTime reports a claimed signing time outside the certificate
+	// validity or in the future.
+	ErrSigningTime = errors.New("cpsverify: implausible signing time")
+)
