@@ -74,6 +74,9 @@ type Options struct {
 	DebugMetrics bool
 	// Now is the clock for CAdES signing-time (nil: time.Now).
 	Now func() time.Time
+	// ReadHeaderTimeout overrides the server's (0: ReadHeaderTimeout);
+	// tests use a short one.
+	ReadHeaderTimeout time.Duration
 }
 
 // Server is the API. Its zero value is not usable: call New.

@@ -260,9 +260,11 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request, orig
 			if err := checkSignature(sig, hash); err != nil {
 				return nil, sig, err
 			}
-			alg := sig.Algorithm
-			if alg == "" {
-				alg = "RS256"
+			// The key signed a SHA-256 DigestInfo: RS256 in JWA terms,
+			// whatever name the engine gives its raw operation.
+			alg := "RS256"
+			if _, ok := sig.Certificate.PublicKey.(*ecdsa.PublicKey); ok {
+				alg = "ES256"
 			}
 			return AuthToken{
 				UnverifiedCertificate: base64.StdEncoding.EncodeToString(sig.Certificate.Raw),

@@ -45,9 +45,11 @@ const (
 	CodeRateLimited           = "rate_limited"
 	CodeAgentBusy             = "agent_busy"
 	CodeReaderAbsent          = "reader_absent"
+	CodeReaderAmbiguous       = "reader_ambiguous"
 	CodeCardAbsent            = "card_absent"
 	CodeCardRemoved           = "card_removed"
 	CodeCardChanged           = "card_changed"
+	CodeCardReset             = "card_reset"
 	CodeCardUnsupported       = "card_unsupported"
 	CodeOperationNotSupported = "operation_not_supported"
 	CodePCSCUnavailable       = "pcsc_unavailable"
@@ -100,6 +102,9 @@ var problems = map[string]problemDef{
 	CodeReaderAbsent: {409, "No reader",
 		"No smart-card reader is connected, or the named reader does not exist.",
 		"Aucun lecteur de carte n'est branché, ou le lecteur demandé n'existe pas."},
+	CodeReaderAmbiguous: {409, "Several cards",
+		"Several readers hold a card; name the reader (\"reader\").",
+		"Plusieurs lecteurs contiennent une carte ; précisez le lecteur (\"reader\")."},
 	CodeCardAbsent: {409, "No card",
 		"No card is inserted in the reader.",
 		"Aucune carte n'est insérée dans le lecteur."},
@@ -109,6 +114,9 @@ var problems = map[string]problemDef{
 	CodeCardChanged: {409, "Card changed",
 		"The card in the reader changed during the operation.",
 		"La carte du lecteur a changé pendant l'opération."},
+	CodeCardReset: {409, "Card reset",
+		"Another application reset the card during the operation; try again.",
+		"Une autre application a réinitialisé la carte pendant l'opération ; réessayez."},
 	CodeCardUnsupported: {409, "Card not supported",
 		"The card is not a supported CPx card.",
 		"La carte n'est pas une carte CPx prise en charge."},
@@ -230,6 +238,12 @@ func problemFor(ctx context.Context, err error) *Problem {
 		return newProblem(CodePCSCUnavailable)
 	case errors.Is(err, card.ErrNoReader):
 		return newProblem(CodeReaderAbsent)
+	case errors.Is(err, card.ErrSeveralCards):
+		return newProblem(CodeReaderAmbiguous)
+	case errors.Is(err, card.ErrCardReset):
+		return newProblem(CodeCardReset)
+	case errors.Is(err, card.ErrInvalidInput):
+		return newProblem(CodeBadRequest)
 	case errors.Is(err, card.ErrCardRemoved):
 		return newProblem(CodeCardRemoved)
 	case errors.Is(err, card.ErrNoCard):

@@ -54,12 +54,16 @@ func (s *Server) Run(ctx context.Context, lns []net.Listener, tlsConfig *tls.Con
 	}
 	cfg.NextProtos = []string{"http/1.1"}
 
+	rht := s.opts.ReadHeaderTimeout
+	if rht <= 0 {
+		rht = ReadHeaderTimeout
+	}
 	errLog, _ := zap.NewStdLogAt(s.log.Named("http"), zapcore.DebugLevel)
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         cfg,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadHeaderTimeout: rht,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      s.WriteTimeout(),
 		IdleTimeout:       IdleTimeout,

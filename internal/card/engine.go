@@ -28,6 +28,12 @@ type Options struct {
 	Trace func(reader string, line string)
 	// Now stamps events and reads; nil means time.Now.
 	Now func() time.Time
+	// ReaderFilter, when set, hides the readers for which it returns false:
+	// no events, no automatic read, ErrNoReader for operations (e.g. a
+	// configured reader list, or tests sharing pcscd with other cards).
+	ReaderFilter func(name string) bool
+	// NoPreRead disables the automatic identity read after insertion.
+	NoPreRead bool
 }
 
 // Engine is the card service: one per process, shared by the API and the
@@ -38,6 +44,8 @@ type Engine struct {
 	log    *zap.Logger
 	trace  func(reader, line string)
 	now    func() time.Time
+	filter func(string) bool
+	noPre  bool
 
 	mu         sync.Mutex
 	running    bool
@@ -66,8 +74,9 @@ type slot struct {
 	// this reader (Card or identity-available); cleared when the card goes.
 	reported string
 	// gen changes with every insertion/removal seen by the monitor.
-	gen uint64
-	op  *operation
+	gen  uint64
+	op   *operation
+	seen bool // reported by the monitor
 }
 
 type operation struct {
@@ -84,6 +93,8 @@ func New(t Transport, opts Options) *Engine {
 		log:    opts.Logger,
 		trace:  opts.Trace,
 		now:    opts.Now,
+		filter: opts.ReaderFilter,
+		noPre:  opts.NoPreRead,
 		slots:  map[string]*slot{},
 		cache:  newCertCache(16),
 		subs:   map[*subscriber]struct{}{},
@@ -96,6 +107,9 @@ func New(t Transport, opts Options) *Engine {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.filter == nil {
+		e.filter = func(string) bool { return true }
 	}
 	return e
 }
@@ -116,6 +130,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.bg.Wait()
 	e.mu.Lock()
 	e.running, e.monitoring, e.runCtx = false, false, nil
+	for _, s := range e.slots {
+		// Without the monitor nothing says what is in the readers any more.
+		s.seen, s.present, s.reported = false, false, ""
+	}
 	e.mu.Unlock()
 	if ctx.Err() != nil {
 		return nil
@@ -138,8 +156,8 @@ func (e *Engine) Status() Snapshot {
 func (e *Engine) readersLocked() []Reader {
 	out := make([]Reader, 0, len(e.slots))
 	for _, s := range e.slots {
-		if !s.present && s.atr == nil && s.gen == 0 && !e.monitoring {
-			continue
+		if !s.seen {
+			continue // created by an operation, never reported by the monitor
 		}
 		r := Reader{Name: s.name, CardPresent: s.present, Busy: s.op != nil && !s.op.internal}
 		if s.present {
@@ -169,6 +187,9 @@ func (e *Engine) Readers(ctx context.Context) ([]Reader, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, st := range states {
+		if !e.filter(st.Name) {
+			continue
+		}
 		r := Reader{Name: st.Name, CardPresent: st.CardPresent}
 		if s := e.slots[st.Name]; s != nil {
 			r.Busy = s.op != nil && !s.op.internal
@@ -193,17 +214,27 @@ func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
 	var states []ReaderState
 	if monitoring {
 		for _, s := range e.slots {
-			states = append(states, ReaderState{Name: s.name, CardPresent: s.present})
+			if s.seen {
+				states = append(states, ReaderState{Name: s.name, CardPresent: s.present})
+			}
 		}
 	}
 	e.mu.Unlock()
+	if reader != "" && !e.filter(reader) {
+		return "", fmt.Errorf("%w: %q", ErrNoReader, reader)
+	}
 	if !monitoring {
 		if reader != "" {
 			return reader, nil // the transport says whether it exists
 		}
-		var err error
-		if states, err = e.t.Readers(ctx); err != nil {
+		all, err := e.t.Readers(ctx)
+		if err != nil {
 			return "", err
+		}
+		for _, st := range all {
+			if e.filter(st.Name) {
+				states = append(states, st)
+			}
 		}
 	}
 	if reader != "" {

@@ -69,6 +69,9 @@ func (e *Engine) handle(tev TransportEvent) {
 	var preRead *slot
 	var preGen uint64
 
+	if tev.Reader != "" && !e.filter(tev.Reader) {
+		return
+	}
 	e.mu.Lock()
 	wasMonitoring := e.monitoring
 	e.monitoring = true
@@ -88,6 +91,7 @@ func (e *Engine) handle(tev TransportEvent) {
 	case EventReaderAdded:
 		s := e.slotLocked(tev.Reader)
 		s.gen++
+		s.seen = true
 		out = append(out, Event{Type: EventReaderAdded, Reader: tev.Reader, Time: now})
 	case EventReaderRemoved:
 		if s := e.slots[tev.Reader]; s != nil {
@@ -98,11 +102,12 @@ func (e *Engine) handle(tev TransportEvent) {
 	case EventCardInserted:
 		s := e.slotLocked(tev.Reader)
 		s.gen++
+		s.seen = true
 		s.present = true
 		s.atr = append([]byte(nil), tev.ATR...)
 		s.ctype = cps.Recognise(tev.ATR)
 		out = append(out, Event{Type: EventCardInserted, Reader: tev.Reader, Generation: s.ctype.Generation, Time: now})
-		if s.ctype.Supported {
+		if s.ctype.Supported && !e.noPre {
 			preRead, preGen = s, s.gen
 		}
 	case EventCardRemoved:

@@ -85,9 +85,9 @@ func (tx *txn) end() {
 		tx.e.log.Debug("card reset to clear the verified state", zap.String("reader", tx.reader),
 			zap.Duration("took", time.Since(start)), zap.Error(err))
 	}
-	if err != nil && reset {
-		// The reset failed: the card may still hold the verified state.
-		// Only a removed card or a dead service make this acceptable.
+	if err != nil && reset && !errors.Is(err, ErrCardRemoved) && !errors.Is(err, ErrPCSCUnavailable) {
+		// The reset failed and the card is still there: it may keep the
+		// verified state until another application resets it.
 		tx.e.log.Warn("could not reset the card after a PIN operation", zap.String("reader", tx.reader), zap.Error(err))
 	}
 }

@@ -53,7 +53,8 @@ func (e *env) packagedUnit() string {
 // globallyEnabled: "systemctl --global enable cpsagent" (the package's
 // postinst) made the unit start for every user.
 func (e *env) globallyEnabled() bool {
-	return exists(e.sys(filepath.Join("/etc/systemd/user", wantsDir, UnitName)))
+	_, err := os.Lstat(e.sys(filepath.Join("/etc/systemd/user", wantsDir, UnitName)))
+	return err == nil
 }
 
 func (e *env) packagedDesktop() string {
@@ -216,6 +217,8 @@ func (e *env) removeAutostart(ctx context.Context, entries []AutostartEntry) ([]
 	slices.SortStableFunc(order, func(a, b AutostartEntry) int { return rank(a) - rank(b) })
 	var left []AutostartEntry
 	var errs []error
+	var created [][]string
+	defer func() { removeCreated(created...) }()
 	for _, a := range order {
 		var err error
 		switch a.Kind {
@@ -229,12 +232,10 @@ func (e *env) removeAutostart(ctx context.Context, entries []AutostartEntry) ([]
 			if t, lerr := os.Readlink(a.Path); lerr == nil && t == a.Value {
 				err = os.Remove(a.Path)
 			}
-			removeCreated(a.Created)
 		case AutostartFile:
 			if err = os.Remove(a.Path); errors.Is(err, os.ErrNotExist) {
 				err = nil
 			}
-			removeCreated(a.Created)
 		default:
 			err = fmt.Errorf("unknown autostart kind %q", a.Kind)
 		}
@@ -243,6 +244,7 @@ func (e *env) removeAutostart(ctx context.Context, entries []AutostartEntry) ([]
 			left = append(left, a)
 			continue
 		}
+		created = append(created, a.Created)
 		e.removed("autostart %s", a.Path)
 	}
 	return left, errors.Join(errs...)

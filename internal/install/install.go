@@ -60,6 +60,10 @@ type Options struct {
 	TrustOnly bool
 	// Purge (Uninstall) also deletes the state directory: CA, ledger, logs.
 	Purge bool
+	// NoOptOut (Uninstall) does not write the per-user opt-out of a
+	// package-wide autostart: the package scripts use it while the package
+	// itself is being removed.
+	NoOptOut bool
 	// Out receives one line per action ("" = io.Discard).
 	Out io.Writer
 
@@ -189,15 +193,20 @@ func Install(ctx context.Context, o Options) (*Report, error) {
 	fp := Fingerprint(o.CA)
 	var errs []error
 
-	// Entries of a previous CA (renewal) go first.
+	// Entries of a previous CA (renewal) go first. A DB Install created
+	// stays (the new CA goes into it) and keeps its Created list.
 	var keep []TrustEntry
+	created := map[string][]string{}
 	for _, t := range m.Trust {
 		if t.SHA256 == fp {
 			keep = append(keep, t)
 			continue
 		}
+		created[t.Store+"\x00"+t.Location] = t.Created
+		t.Created = nil
 		if err := e.removeTrust(ctx, t); err != nil {
 			errs = append(errs, err)
+			t.Created = created[t.Store+"\x00"+t.Location]
 			keep = append(keep, t)
 			continue
 		}
@@ -215,7 +224,10 @@ func Install(ctx context.Context, o Options) (*Report, error) {
 				e.kept("%s %s", tg.store, tg.location)
 				continue
 			}
-			m.Trust = slices.Delete(m.Trust, i, i+1) // gone (the user removed it): add again
+			// Gone (the user removed it): add again, keeping what
+			// Install created for it.
+			created[tg.store+"\x00"+tg.location] = m.Trust[i].Created
+			m.Trust = slices.Delete(m.Trust, i, i+1)
 		}
 		entry, err := e.addTrust(ctx, tg, o.CA)
 		if errors.Is(err, errSkip) {
@@ -225,6 +237,9 @@ func Install(ctx context.Context, o Options) (*Report, error) {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if len(entry.Created) == 0 {
+			entry.Created = created[entry.Store+"\x00"+entry.Location]
 		}
 		m.Trust = append(m.Trust, *entry)
 		e.added("CA to %s %s", tg.store, tg.location)
@@ -277,14 +292,29 @@ func Uninstall(ctx context.Context, o Options) (*Report, error) {
 		}
 		e.removed("CA from %s %s", t.Store, t.Location)
 	}
+	var sweep [][]string
+	for _, t := range m.Trust {
+		if !slices.ContainsFunc(left, func(l TrustEntry) bool { return l.Location == t.Location }) {
+			sweep = append(sweep, t.Created)
+		}
+	}
 	m.Trust = left
+	for _, a := range m.Autostart {
+		sweep = append(sweep, a.Created)
+	}
 	left2, err := e.removeAutostart(ctx, m.Autostart)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	m.Autostart = left2
-	if err := e.optOut(); err != nil {
-		errs = append(errs, err)
+	for _, a := range left2 { // not removed: keep its directories
+		sweep = slices.DeleteFunc(sweep, func(c []string) bool { return slices.Equal(c, a.Created) })
+	}
+	removeCreated(sweep...)
+	if !o.NoOptOut {
+		if err := e.optOut(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 
 	switch {

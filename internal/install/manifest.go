@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -184,10 +186,18 @@ func mkdirAllRecord(dir string, perm os.FileMode) ([]string, error) {
 	return created, nil
 }
 
-// removeCreated deletes paths recorded in Created, deepest first, leaving
+// removeCreated deletes paths recorded in Created lists, deepest first
+// across all of them (two entries may share a parent they created), leaving
 // any directory that is not empty (someone else put something there).
-func removeCreated(created []string) {
-	for i := len(created) - 1; i >= 0; i-- {
-		_ = os.Remove(created[i]) // fails on a non-empty directory: kept on purpose
+func removeCreated(lists ...[]string) {
+	var all []string
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	slices.SortStableFunc(all, func(a, b string) int {
+		return strings.Count(b, string(filepath.Separator)) - strings.Count(a, string(filepath.Separator))
+	})
+	for _, p := range all {
+		_ = os.Remove(p) // fails on a non-empty directory: kept on purpose
 	}
 }

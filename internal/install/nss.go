@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -61,7 +63,7 @@ func (e *env) nssAdd(ctx context.Context, tg trustTarget, ca *x509.Certificate) 
 			return nil, fmt.Errorf("install: creating the NSS database %s: %w", tg.location, err)
 		}
 		entry.Created = dirs
-		for _, f := range listDir(tg.location) {
+		for _, f := range slices.Sorted(maps.Keys(listDir(tg.location))) {
 			if !before[f] {
 				entry.Created = append(entry.Created, filepath.Join(tg.location, f))
 			}

@@ -2,25 +2,22 @@ package localca
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,16 +253,11 @@ func TestNameConstraintsRejectOtherNames(t *testing.T) {
 	}
 
 	t.Run("openssl", func(t *testing.T) {
-		if _, err := exec.LookPath("openssl"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("openssl is required when CI=true")
-			}
-			t.Skip("SKIPPED: openssl is not installed")
-		}
+		requireTool(t, "openssl")
 		tmp := t.TempDir()
 		evil := filepath.Join(tmp, "evil.pem")
 		os.WriteFile(evil, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issueWithCA(t, a, []string{"evil.example"}, nil).Raw}), 0o644)
-		attime := []string{"-attime", "1772366400"} // t0
+		attime := []string{"-attime", strconv.FormatInt(t0.Unix(), 10)}
 		out, err := exec.Command("openssl", append([]string{"verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", a.CACertFile()}, append(attime, evil)...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "permitted subtree violation") {
 			t.Fatalf("openssl verify of evil.example: err=%v\n%s", err, out)
@@ -275,6 +267,50 @@ func TestNameConstraintsRejectOtherNames(t *testing.T) {
 			t.Fatalf("openssl verify of the server certificate: err=%v\n%s", err, out)
 		}
 	})
+}
+
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required when CI=true", name)
+		}
+		t.Skipf("SKIPPED: %s is not installed", name)
+	}
+}
+
+// TestNameConstraintsNSS checks the constraints with NSS, the library of
+// Firefox and of Chromium on Linux (certutil from libnss3-tools).
+func TestNameConstraintsNSS(t *testing.T) {
+	requireTool(t, "certutil")
+	tmp := t.TempDir()
+	a, _ := load(t, filepath.Join(tmp, "tls"), t0)
+	db := "sql:" + filepath.Join(tmp, "nssdb")
+	os.Mkdir(filepath.Join(tmp, "nssdb"), 0o700)
+	certutil := func(args ...string) (string, error) {
+		out, err := exec.Command("certutil", append(args, "-d", db)...).CombinedOutput()
+		return string(out), err
+	}
+	evil := filepath.Join(tmp, "evil.pem")
+	os.WriteFile(evil, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issueWithCA(t, a, []string{"evil.example"}, nil).Raw}), 0o644)
+	for _, args := range [][]string{
+		{"-N", "--empty-password"},
+		{"-A", "-n", "ca", "-t", "C,,", "-i", a.CACertFile()},
+		{"-A", "-n", "leaf", "-t", ",,", "-i", filepath.Join(a.Dir(), CertFile)},
+		{"-A", "-n", "evil", "-t", ",,", "-i", evil},
+	} {
+		if out, err := certutil(args...); err != nil {
+			t.Fatalf("certutil %q: %v\n%s", args, err, out)
+		}
+	}
+	at := t0.Format("060102150405Z")
+	if out, err := certutil("-V", "-n", "leaf", "-u", "V", "-b", at); err != nil {
+		t.Fatalf("NSS rejects the server certificate: %v\n%s", err, out)
+	}
+	out, err := certutil("-V", "-n", "evil", "-u", "V", "-b", at)
+	if err == nil || !strings.Contains(out, "not permitted to issue a certificate with this name") {
+		t.Fatalf("NSS on evil.example: err=%v\n%s", err, out)
+	}
 }
 
 func TestInstallsDoNotShareKeys(t *testing.T) {

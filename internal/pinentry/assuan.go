@@ -44,6 +44,25 @@ func (p *proc) transact(command string, onData func(data []byte)) error {
 	}
 }
 
+// getPIN sends GETPIN and returns the answer, decoded straight into the
+// Secret (empty when nothing was typed).
+func (p *proc) getPIN() (*Secret, error) {
+	s := &Secret{}
+	err := p.transact("GETPIN", func(data []byte) {
+		// Assuan may split data over several D lines: concatenate into a
+		// new buffer sized up front and wipe the old one.
+		b := make([]byte, 0, s.Len()+len(data))
+		b = appendUnescaped(append(b, s.Bytes()...), data)
+		s.Wipe()
+		s.b = b
+	})
+	if err != nil {
+		s.Wipe()
+		return nil, err
+	}
+	return s, nil
+}
+
 // command sends a command that must answer OK, e.g. SETERROR.
 func (p *proc) command(command string) error {
 	return p.transact(command, nil)

@@ -103,17 +103,9 @@ func (c *Client) GetPIN(ctx context.Context, r Request) (*Secret, error) {
 	err := c.dialog(ctx, dialogSpec{name: "pin", kind: r.Kind.String(), origin: r.Origin, timeout: r.Timeout, texts: PINTexts(r)},
 		func(p *proc) error {
 			for attempt := 1; ; attempt++ {
-				var s *Secret
-				err := p.transact("GETPIN", func(data []byte) {
-					s.Wipe()
-					s = &Secret{b: appendUnescaped(make([]byte, 0, len(data)), data)}
-				})
+				s, err := p.getPIN()
 				if err != nil {
-					s.Wipe()
 					return err
-				}
-				if s == nil {
-					s = &Secret{}
 				}
 				verr := r.Kind.Validate(s.b)
 				if verr == nil {

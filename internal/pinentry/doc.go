@@ -24,7 +24,7 @@
 //
 // # Use of github.com/twpayne/go-pinentry/v4
 //
-// go-pinentry starts the program (through a [Process] of ours, see below),
+// go-pinentry starts the program (through a Process of ours, see below),
 // checks the greeting and sends the SET*/OPTION commands, and sends BYE. Two
 // exchanges are done here instead, with the same line primitive:
 //
@@ -38,7 +38,7 @@
 //     lines "S BUTTON_INFO close" / "S ERROR" (window closed, timeout). The
 //     three-button consent needs all three outcomes.
 //
-// go-pinentry has no context and no kill; the [Process] given to it with
+// go-pinentry has no context and no kill; the Process given to it with
 // pinentry.WithProcess is context-aware: it starts the program in its own
 // process group and kills the group when the context is done.
 //

@@ -250,8 +250,11 @@ func startXvfb(t *testing.T) string {
 	}
 	w.Close()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		// SIGTERM lets Xvfb remove its lock file and socket
+		cmd.Process.Signal(syscall.SIGTERM)
+		t := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
 		cmd.Wait()
+		t.Stop()
 	})
 	line := make(chan string, 1)
 	go func() {

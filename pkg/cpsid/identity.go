@@ -200,8 +200,8 @@ func FromCertificates(auth, sign *x509.Certificate, card CardInfo) (*Identity, e
 		GivenName:  subj.gn,
 	}
 	b.nationalID(id, subj)
-	b.profession(id, subj)
 	b.cardType(id, auth, sign)
+	b.profession(id, subj)
 	id.Card.Test = isTestCert(primary)
 	if auth != nil && sign != nil && isTestCert(auth) != isTestCert(sign) {
 		b.warn("card: only one of the two certificates comes from a test PKI")
@@ -373,7 +373,13 @@ func (b *builder) profession(id *Identity, f subjectFields) {
 		return
 	}
 	p := &Profession{Label: label}
-	if code, ok := ProfessionCode(label); ok {
+	staff := isStructureIDType(id.NationalIDType.Code[0]) ||
+		(id.Card.Type != nil && (*id.Card.Type == "CPE" || *id.Card.Type == "CPA"))
+	if code, ok := ProfessionCode(label); ok && staff {
+		// CPE/CPA holders are not registered health professionals: a
+		// profession code would be read as one.
+		b.warn("profession: %q is a TRE_G15 label but the card is a staff card; no code given", label)
+	} else if ok {
 		sys := SystemTREG15
 		p.Code, p.System = &code, &sys
 	} else if isPersonalIDType(id.NationalIDType.Code[0]) {

@@ -215,6 +215,11 @@ func TestFromCertificatesVariants(t *testing.T) {
 			eq(t, "code nil", id.Profession.Code == nil, true)
 			hasWarning(t, id, "not found in TRE_G15")
 		}},
+		{"staff card with a health profession title", pki, with(hs["cpe"], func(h *cpstest.Holder) { h.Title = "Infirmier" }), func(t *testing.T, id *Identity) {
+			eq(t, "code nil", id.Profession.Code == nil, true)
+			eq(t, "label", id.Profession.Label, "Infirmier")
+			hasWarning(t, id, "staff card")
+		}},
 		{"no title", pki, with(hs["cpe"], func(h *cpstest.Holder) { h.Title = "" }), func(t *testing.T, id *Identity) {
 			eq(t, "profession nil", id.Profession == nil, true)
 		}},

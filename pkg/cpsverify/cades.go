@@ -111,7 +111,7 @@ func (v *Verifier) verifyCAdES(ctx context.Context, p7s []byte, digestOf func(cr
 	var cert *x509.Certificate
 	for _, c := range sd.certs {
 		if (si.serial != nil && bytes.Equal(c.RawIssuer, si.issuer) && c.SerialNumber.Cmp(si.serial) == 0) ||
-			(si.ski != nil && bytes.Equal(c.SubjectKeyId, si.ski)) {
+			(len(si.ski) > 0 && bytes.Equal(c.SubjectKeyId, si.ski)) {
 			cert = c
 			break
 		}

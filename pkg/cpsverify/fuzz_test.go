@@ -43,3 +43,23 @@ func FuzzVerifyCAdES(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCertificates(f *testing.F) {
+	w := getWorld(f)
+	f.Add(w.pki.ChainPEM())
+	f.Add(w.pki.Root.Raw)
+	f.Add(certsOnly(&testing.T{}, w.pki.Root, w.pki.Intermediate))
+	f.Add([]byte("-----BEGIN PKCS7-----\nMAA=\n-----END PKCS7-----\n"))
+	f.Add([]byte{0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x80, 0x00, 0x00, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := ParseCertificates(data)
+		if err == nil && len(certs) == 0 {
+			t.Fatal("no error and no certificate")
+		}
+		for _, c := range certs {
+			if c == nil {
+				t.Fatal("nil certificate")
+			}
+		}
+	})
+}

@@ -232,6 +232,34 @@ func TestVerifyAuthTokenDefaultNonceStore(t *testing.T) {
 	}
 }
 
+func TestVerifyAuthTokenConcurrent(t *testing.T) {
+	w := getWorld(t)
+	c := newClock()
+	v := &Verifier{Roots: w.pki.Roots(), Intermediates: w.pki.Intermediates(), Now: c.Now,
+		AllowedOrigins: []string{originA}, AllowTestCards: true}
+	type job struct {
+		tok   AuthToken
+		nonce string
+	}
+	jobs := make([]job, 16)
+	for i := range jobs {
+		jobs[i].nonce = mustNonce(t, v)
+		jobs[i].tok = makeToken(t, w.auth, w.authKey, "RS256", originA, jobs[i].nonce)
+	}
+	errs := make(chan error, len(jobs))
+	for _, j := range jobs {
+		go func() {
+			_, err := v.VerifyAuthToken(context.Background(), j.tok, originA, j.nonce)
+			errs <- err
+		}()
+	}
+	for range jobs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestVerifyAuthTokenCancelled(t *testing.T) {
 	w := getWorld(t)
 	v := newVerifier(w, newClock())

@@ -14,19 +14,24 @@ export type ApiErrorCode =
   | 'unsupported_media_type'
   | 'payload_too_large'
   | 'not_found'
+  | 'rate_limited'
   | 'agent_busy'
   | 'reader_absent'
+  | 'reader_ambiguous'
   | 'card_absent'
   | 'card_removed'
   | 'card_changed'
+  | 'card_reset'
   | 'card_unsupported'
   | 'operation_not_supported'
   | 'pcsc_unavailable'
   | 'pin_cancelled'
   | 'pin_incorrect'
   | 'pin_blocked'
+  | 'pin_format'
   | 'pin_unavailable'
   | 'card_error'
+  | 'agent_shutting_down'
   | 'internal';
 
 /** Failures only the client sees. */
@@ -50,19 +55,24 @@ export declare const ErrorCode: Readonly<{
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type';
   PAYLOAD_TOO_LARGE: 'payload_too_large';
   NOT_FOUND: 'not_found';
+  RATE_LIMITED: 'rate_limited';
   AGENT_BUSY: 'agent_busy';
   READER_ABSENT: 'reader_absent';
+  READER_AMBIGUOUS: 'reader_ambiguous';
   CARD_ABSENT: 'card_absent';
   CARD_REMOVED: 'card_removed';
   CARD_CHANGED: 'card_changed';
+  CARD_RESET: 'card_reset';
   CARD_UNSUPPORTED: 'card_unsupported';
   OPERATION_NOT_SUPPORTED: 'operation_not_supported';
   PCSC_UNAVAILABLE: 'pcsc_unavailable';
   PIN_CANCELLED: 'pin_cancelled';
   PIN_INCORRECT: 'pin_incorrect';
   PIN_BLOCKED: 'pin_blocked';
+  PIN_FORMAT: 'pin_format';
   PIN_UNAVAILABLE: 'pin_unavailable';
   CARD_ERROR: 'card_error';
+  AGENT_SHUTTING_DOWN: 'agent_shutting_down';
   INTERNAL: 'internal';
   AGENT_UNREACHABLE: 'agent_unreachable';
   CERTIFICATE_UNTRUSTED: 'certificate_untrusted';

@@ -34,19 +34,24 @@ export const ErrorCode = Object.freeze({
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   NOT_FOUND: 'not_found',
+  RATE_LIMITED: 'rate_limited',
   AGENT_BUSY: 'agent_busy',
   READER_ABSENT: 'reader_absent',
+  READER_AMBIGUOUS: 'reader_ambiguous',
   CARD_ABSENT: 'card_absent',
   CARD_REMOVED: 'card_removed',
   CARD_CHANGED: 'card_changed',
+  CARD_RESET: 'card_reset',
   CARD_UNSUPPORTED: 'card_unsupported',
   OPERATION_NOT_SUPPORTED: 'operation_not_supported',
   PCSC_UNAVAILABLE: 'pcsc_unavailable',
   PIN_CANCELLED: 'pin_cancelled',
   PIN_INCORRECT: 'pin_incorrect',
   PIN_BLOCKED: 'pin_blocked',
+  PIN_FORMAT: 'pin_format',
   PIN_UNAVAILABLE: 'pin_unavailable',
   CARD_ERROR: 'card_error',
+  AGENT_SHUTTING_DOWN: 'agent_shutting_down',
   INTERNAL: 'internal',
   // Client-side failures.
   AGENT_UNREACHABLE: 'agent_unreachable',
@@ -59,19 +64,12 @@ export const ErrorCode = Object.freeze({
   PROTOCOL_ERROR: 'protocol_error',
 });
 
-const API_CODES = new Set([
-  'bad_request', 'host_not_allowed', 'origin_not_allowed', 'method_not_allowed',
-  'unsupported_media_type', 'payload_too_large', 'not_found', 'agent_busy', 'reader_absent',
-  'card_absent', 'card_removed', 'card_changed', 'card_unsupported', 'operation_not_supported',
-  'pcsc_unavailable', 'pin_cancelled', 'pin_incorrect', 'pin_blocked', 'pin_unavailable',
-  'card_error', 'internal',
-]);
-
 // Codes after which trying the same thing again (possibly after the user
 // acted on the remediation) can succeed without changing the page.
 const RETRYABLE = new Set([
-  'agent_busy', 'reader_absent', 'card_absent', 'card_removed', 'card_changed',
-  'pcsc_unavailable', 'pin_cancelled', 'pin_incorrect', 'card_error', 'internal',
+  'rate_limited', 'agent_busy', 'reader_absent', 'reader_ambiguous', 'card_absent', 'card_removed',
+  'card_changed', 'card_reset', 'pcsc_unavailable', 'pin_cancelled', 'pin_incorrect', 'pin_format',
+  'card_error', 'agent_shutting_down', 'internal',
   'agent_unreachable', 'certificate_untrusted', 'local_network_access_denied', 'timeout',
   'origin_not_allowed',
 ]);
@@ -105,6 +103,10 @@ export const REMEDIATION = Object.freeze({
     fr: "Le document est trop volumineux pour être envoyé à l'agent CPS (16 Mio au plus). Le site peut faire signer l'empreinte du document à la place.",
     en: 'The document is too large to be sent to the CPS agent (16 MiB at most). The site can have the document\'s digest signed instead.',
   },
+  rate_limited: {
+    fr: "Ce site a demandé trop d'opérations de carte en peu de temps. Patientez une minute, puis réessayez.",
+    en: 'This site asked for too many card operations in a short time. Wait a minute, then try again.',
+  },
   agent_busy: {
     fr: "La carte CPS est déjà utilisée par une autre opération (une fenêtre de saisie du code porteur est peut-être ouverte). Terminez-la, puis réessayez.",
     en: 'The CPS card is busy with another operation (a PIN window may be open). Finish it, then try again.',
@@ -112,6 +114,10 @@ export const REMEDIATION = Object.freeze({
   reader_absent: {
     fr: 'Aucun lecteur de carte détecté. Branchez votre lecteur de carte, puis réessayez.',
     en: 'No card reader found. Plug in your card reader, then try again.',
+  },
+  reader_ambiguous: {
+    fr: 'Plusieurs lecteurs contiennent une carte. Retirez les cartes inutiles ou choisissez le lecteur à utiliser, puis réessayez.',
+    en: 'Several readers hold a card. Remove the cards you do not need or choose the reader to use, then try again.',
   },
   card_absent: {
     fr: 'Aucune carte dans le lecteur. Insérez votre carte CPS, puis réessayez.',
@@ -124,6 +130,10 @@ export const REMEDIATION = Object.freeze({
   card_changed: {
     fr: "La carte a été changée pendant l'opération. Laissez votre carte dans le lecteur et recommencez.",
     en: 'The card was changed during the operation. Leave your card in the reader and start over.',
+  },
+  card_reset: {
+    fr: "Un autre logiciel a réinitialisé la carte pendant l'opération. Réessayez.",
+    en: 'Another program reset the card during the operation. Try again.',
   },
   card_unsupported: {
     fr: "La carte insérée n'est pas une carte de professionnel de santé reconnue (CPS3, CPS4). Insérez votre carte CPS.",
@@ -149,6 +159,10 @@ export const REMEDIATION = Object.freeze({
     fr: "Le code porteur de la carte est bloqué. Débloquez-le avec votre code de déblocage (logiciel CPS Gestion) ou contactez le service de gestion des cartes CPS de l'ANS.",
     en: 'The card\'s PIN is blocked. Unblock it with your unblocking code (CPS Gestion software) or contact the ANS CPS card service.',
   },
+  pin_format: {
+    fr: "Le code porteur saisi n'a pas le bon format (4 chiffres) ; rien n'a été envoyé à la carte. Recommencez.",
+    en: 'The PIN typed does not have the right format (4 digits); nothing was sent to the card. Start again.',
+  },
   pin_unavailable: {
     fr: "L'agent CPS n'a pas pu afficher la fenêtre de saisie du code porteur. Vérifiez que vous êtes dans une session de bureau ouverte, puis redémarrez l'agent CPS.",
     en: 'The CPS agent could not show the PIN window. Check that you are in an open desktop session, then restart the CPS agent.',
@@ -156,6 +170,10 @@ export const REMEDIATION = Object.freeze({
   card_error: {
     fr: "La carte a renvoyé une erreur inattendue. Retirez-la, réinsérez-la et recommencez ; si cela se reproduit, la carte est peut-être défectueuse.",
     en: 'The card returned an unexpected error. Remove it, insert it again and start over; if it happens again, the card may be faulty.',
+  },
+  agent_shutting_down: {
+    fr: "L'agent CPS est en train de s'arrêter. Relancez-le, puis réessayez.",
+    en: 'The CPS agent is shutting down. Start it again, then try again.',
   },
   internal: {
     fr: "Erreur interne de l'agent CPS. Réessayez ; si cela se reproduit, redémarrez l'agent CPS et contactez le support.",

@@ -308,6 +308,11 @@ describe('API problems become typed errors', () => {
     ['card_error', 502],
     ['internal', 500],
     ['host_not_allowed', 421],
+    ['rate_limited', 429],
+    ['reader_ambiguous', 409],
+    ['card_reset', 409],
+    ['pin_format', 409],
+    ['agent_shutting_down', 503],
   ];
   for (const [code, status, extra] of apiCodes) {
     test(`${status} ${code}`, async () => {

@@ -36,7 +36,8 @@ type Behaviour struct {
 	PINEncoding string `json:"pinEncoding,omitempty"`
 	// PINPadLength, when > 0, is the stored length of PIN and PUK: VERIFY
 	// data must be the encoded secret padded with PINPadByte to this length,
-	// and the CHV public data (7F41) reports min = max = PINPadLength.
+	// and the CHV public data (7F41) reports min = max = PINPadLength. A
+	// zero PINPadByte means FF (OpenSC's pad character).
 	PINPadLength int  `json:"pinPadLength,omitempty"`
 	PINPadByte   byte `json:"pinPadByte,omitempty"`
 	// PINRef and PUKRef are the CHV references (VERIFY P2); default 01 / 02.

@@ -34,16 +34,22 @@ var efATR = []byte{
 // efDIRSize is the size of EF.DIR on a real CPS3 (card-cpx.md §2.2).
 const efDIRSize = 101
 
-// buildEFDIR returns the two application templates ("CPX IAS", "CPX IAS
-// CL"), each with its AID, label and a discretionary template carrying the
-// contact AID (as iasecc-tool printed for a real card), zero-padded to 101
-// bytes.
+// buildEFDIR returns the two application templates, each with its AID,
+// label and a discretionary template carrying the contact AID (as
+// iasecc-tool printed for a real card), zero-padded to 101 bytes.
+//
+// The contactless record comes first. OpenSC's sc_enum_apps moves known
+// PKCS#15 applications to the head of its list with a swap that is only
+// right when the first record is the one it must not bind to: with the
+// contact record first, OpenSC 0.23 binds to "CPX IAS CL" and fails. The
+// order printed by iasecc-tool for a real CPx (contact, then CL, after that
+// swap) shows the card stores CL first.
 func buildEFDIR() []byte {
 	ddo := apdu.EncodeTLV(0x73, apdu.EncodeTLV(0x4F, cps.AIDPKCS15Contact))
 	app := func(aid []byte, label string) []byte {
 		return apdu.EncodeTLV(0x61, cat(apdu.EncodeTLV(0x4F, aid), apdu.EncodeTLV(0x50, []byte(label)), ddo))
 	}
-	out := cat(app(cps.AIDPKCS15Contact, "CPX IAS"), app(cps.AIDPKCS15Contactless, "CPX IAS CL"))
+	out := cat(app(cps.AIDPKCS15Contactless, "CPX IAS CL"), app(cps.AIDPKCS15Contact, "CPX IAS"))
 	if len(out) < efDIRSize {
 		out = append(out, make([]byte, efDIRSize-len(out))...)
 	}

@@ -166,8 +166,8 @@ func draw(state string) *image.NRGBA {
 func ico(pngData []byte) []byte {
 	var b bytes.Buffer
 	binary.Write(&b, binary.LittleEndian, [3]uint16{0, 1, 1}) // reserved, type icon, count
-	b.Write([]byte{size, size, 0, 0})                          // width, height, colours, reserved
-	binary.Write(&b, binary.LittleEndian, [2]uint16{1, 32})    // planes, bits per pixel
+	b.Write([]byte{size, size, 0, 0})                         // width, height, colours, reserved
+	binary.Write(&b, binary.LittleEndian, [2]uint16{1, 32})   // planes, bits per pixel
 	binary.Write(&b, binary.LittleEndian, [2]uint32{uint32(len(pngData)), 6 + 16})
 	b.Write(pngData)
 	return b.Bytes()

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package pcsctest
+
+import "net"
+
+func quickAck(*net.TCPConn) {}

@@ -1,0 +1,354 @@
+package verifycmd
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cpsagent/cpsagent/internal/cades"
+	"github.com/cpsagent/cpsagent/pkg/cpsid/cpstest"
+)
+
+const origin = "https://portal.example.fr"
+
+var nonce = strings.Repeat("Tm9uY2U", 7) + "AAA=" // 53 chars
+
+type fixture struct {
+	dir                  string
+	chain, rootOnly      string // trust files
+	otherChain           string
+	token, tokenWrapped  string
+	tokenExpiredCert     string
+	doc, otherDoc        string
+	p7s, p7sAuthKey      string
+	docDigestHex, digB64 string
+	signNotAfter         time.Time
+}
+
+var (
+	fixOnce sync.Once
+	fix     fixture
+	fixErr  error
+)
+
+func getFixture(t *testing.T) *fixture {
+	t.Helper()
+	fixOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "verifycmd-")
+		if err != nil {
+			fixErr = err
+			return
+		}
+		fix.dir = dir
+		fixErr = build(&fix)
+	})
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return &fix
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix.dir != "" {
+		os.RemoveAll(fix.dir)
+	}
+	os.Exit(code)
+}
+
+func write(dir, name string, data []byte) (string, error) {
+	p := filepath.Join(dir, name)
+	return p, os.WriteFile(p, data, 0o644)
+}
+
+func makeToken(cert *x509.Certificate, key *rsa.PrivateKey, origin, nonce string) ([]byte, error) {
+	ho, hn := sha256.Sum256([]byte(origin)), sha256.Sum256([]byte(nonce))
+	d := sha256.Sum256(append(ho[:], hn[:]...))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, d[:])
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{
+		"unverifiedCertificate": base64.StdEncoding.EncodeToString(cert.Raw), "algorithm": "RS256",
+		"signature": base64.StdEncoding.EncodeToString(sig), "format": "web-eid:1.0", "appVersion": "https://cpsagent/test",
+	})
+}
+
+func makeP7S(cert *x509.Certificate, key *rsa.PrivateKey, chain []*x509.Certificate, doc []byte) ([]byte, error) {
+	d := sha256.Sum256(doc)
+	return cades.BuildDetached(context.Background(), d[:], cert, chain, time.Now(), func(_ context.Context, tbs []byte) ([]byte, error) {
+		h := sha256.Sum256(tbs)
+		return rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
+	})
+}
+
+func build(f *fixture) error {
+	pki, err := cpstest.NewPKI(nil)
+	if err != nil {
+		return err
+	}
+	other, err := cpstest.NewPKI(nil)
+	if err != nil {
+		return err
+	}
+	authKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	signKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	med := cpstest.Holders()["medecin"]
+	f.signNotAfter = now.Add(365 * 24 * time.Hour).Truncate(time.Second)
+	auth, sign, err := pki.Issue(med, &authKey.PublicKey, &signKey.PublicKey, now.Add(-time.Hour), f.signNotAfter)
+	if err != nil {
+		return err
+	}
+	expAuth, _, err := pki.Issue(med, &authKey.PublicKey, &signKey.PublicKey, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	if err != nil {
+		return err
+	}
+	d := f.dir
+	if f.chain, err = write(d, "chain.pem", pki.ChainPEM()); err != nil {
+		return err
+	}
+	if f.rootOnly, err = write(d, "root.der", pki.Root.Raw); err != nil {
+		return err
+	}
+	if f.otherChain, err = write(d, "other.pem", other.ChainPEM()); err != nil {
+		return err
+	}
+	tok, err := makeToken(auth, authKey, origin, nonce)
+	if err != nil {
+		return err
+	}
+	if f.token, err = write(d, "token.json", tok); err != nil {
+		return err
+	}
+	if f.tokenWrapped, err = write(d, "login.json", []byte(`{"token":`+string(tok)+`}`)); err != nil {
+		return err
+	}
+	expTok, err := makeToken(expAuth, authKey, origin, nonce)
+	if err != nil {
+		return err
+	}
+	if f.tokenExpiredCert, err = write(d, "expired.json", expTok); err != nil {
+		return err
+	}
+	doc := []byte("Compte rendu de consultation\n")
+	if f.doc, err = write(d, "doc.txt", doc); err != nil {
+		return err
+	}
+	if f.otherDoc, err = write(d, "other.txt", []byte("autre")); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(doc)
+	f.docDigestHex, f.digB64 = hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString(sum[:])
+	sig, err := makeP7S(sign, signKey, []*x509.Certificate{pki.Intermediate}, doc)
+	if err != nil {
+		return err
+	}
+	if f.p7s, err = write(d, "doc.txt.p7s", sig); err != nil {
+		return err
+	}
+	sigAuth, err := makeP7S(auth, authKey, nil, doc)
+	if err != nil {
+		return err
+	}
+	f.p7sAuthKey, err = write(d, "auth.p7s", sigAuth)
+	return err
+}
+
+func run(args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	err := RunCommand(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+func TestVerify(t *testing.T) {
+	f := getFixture(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  error
+		contains []string
+	}{
+		{"token", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.token}, nil,
+			[]string{"VALID authentication token", "899700367917 (RPPS 99700367917)", "Médecin", "CPS (test card)", origin}},
+		{"token kind from flags", []string{"--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.token}, nil,
+			[]string{"VALID authentication token"}},
+		{"token wrapped in a login body", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.tokenWrapped}, nil,
+			[]string{"VALID"}},
+		{"token other origin", []string{"token", "--origin", "https://evil.example", "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.token}, ErrInvalid,
+			[]string{"INVALID authentication token: signature_invalid"}},
+		{"token other nonce", []string{"token", "--origin", origin, "--nonce", strings.Repeat("B", 44), "--ca", f.chain, "--test-cards", "allow", f.token}, ErrInvalid,
+			[]string{"signature_invalid"}},
+		{"token http origin", []string{"token", "--origin", "http://127.0.0.1:47190", "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.token}, ErrInvalid,
+			[]string{"origin_mismatch"}},
+		{"token test card refused by default", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, f.token}, ErrInvalid,
+			[]string{"test_card"}},
+		{"token production required", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "require", f.token}, nil,
+			[]string{"VALID"}},
+		{"token other PKI", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.otherChain, "--test-cards", "allow", f.token}, ErrInvalid,
+			[]string{"certificate_untrusted"}},
+		{"token root only: intermediate missing", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.rootOnly, "--test-cards", "allow", f.token}, ErrInvalid,
+			[]string{"certificate_untrusted"}},
+		{"token expired certificate", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.tokenExpiredCert}, ErrInvalid,
+			[]string{"certificate_expired"}},
+		{"token checked after expiry", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--at", f.signNotAfter.Add(time.Hour).Format(time.RFC3339), f.token}, ErrInvalid,
+			[]string{"certificate_expired"}},
+		{"token not a token", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, f.doc}, ErrInvalid,
+			[]string{"malformed"}},
+		{"cades document", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.p7s}, nil,
+			[]string{"VALID CAdES signature", "DOC0036791", "SHA-256, SHA256-RSA, signing-certificate-v2", cpstest.TestRootCN, "claimed by the signer"}},
+		{"cades kind from flags", []string{"--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.p7s}, nil, []string{"VALID"}},
+		{"cades digest hex", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--digest", f.docDigestHex, f.p7s}, nil, []string{"VALID"}},
+		{"cades digest base64", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--digest", f.digB64, f.p7s}, nil, []string{"VALID"}},
+		{"cades other document", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--document", f.otherDoc, f.p7s}, ErrInvalid,
+			[]string{"INVALID CAdES signature: digest_mismatch"}},
+		{"cades authentication key", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.p7sAuthKey}, ErrInvalid,
+			[]string{"key_usage"}},
+		{"cades other PKI", []string{"cades", "--ca", f.otherChain, "--test-cards", "allow", "--document", f.doc, f.p7s}, ErrInvalid,
+			[]string{"certificate_untrusted"}},
+		{"cades not CMS", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.doc}, ErrInvalid,
+			[]string{"malformed"}},
+		// Usage and input errors.
+		{"no kind", []string{"--ca", f.chain, f.token}, ErrUsage, nil},
+		{"no ca", []string{"token", "--origin", origin, "--nonce", nonce, f.token}, ErrUsage, nil},
+		{"bad ca file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.doc, f.token}, ErrUsage, nil},
+		{"missing ca file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", "/nonexistent", f.token}, ErrUsage, nil},
+		{"token without nonce", []string{"token", "--origin", origin, "--ca", f.chain, f.token}, ErrUsage, nil},
+		{"token with document", []string{"token", "--origin", origin, "--nonce", nonce, "--document", f.doc, "--ca", f.chain, f.token}, ErrUsage, nil},
+		{"mixed flags", []string{"--origin", origin, "--document", f.doc, "--ca", f.chain, f.token}, ErrUsage, nil},
+		{"cades both inputs", []string{"cades", "--ca", f.chain, "--document", f.doc, "--digest", f.docDigestHex, f.p7s}, ErrUsage, nil},
+		{"cades no p7s", []string{"cades", "--ca", f.chain, "--document", f.doc}, ErrUsage, nil},
+		{"cades bad digest", []string{"cades", "--ca", f.chain, "--digest", "abcd", f.p7s}, ErrUsage, nil},
+		{"missing input", []string{"cades", "--ca", f.chain, "--document", f.doc, "/nonexistent.p7s"}, ErrUsage, nil},
+		{"missing document", []string{"cades", "--ca", f.chain, "--document", "/nonexistent", f.p7s}, ErrUsage, nil},
+		{"two inputs", []string{"cades", "--ca", f.chain, "--document", f.doc, f.p7s, f.p7s}, ErrUsage, nil},
+		{"bad --at", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--at", "yesterday", f.token}, ErrUsage, nil},
+		{"bad --test-cards", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "maybe", f.token}, ErrUsage, nil},
+		{"unknown flag", []string{"--frobnicate"}, ErrUsage, nil},
+		{"help", []string{"-h"}, flag.ErrHelp, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(tc.args...)
+			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v\n%s", err, tc.wantErr, out)
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyJSON(t *testing.T) {
+	f := getFixture(t)
+	var out bytes.Buffer
+	err := RunCommand(context.Background(), []string{"cades", "--json", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.p7s}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v["valid"] != true || v["kind"] != "cades" || v["identity"].(map[string]any)["nationalId"] != "899700367917" || len(v["chain"].([]any)) != 3 {
+		t.Errorf("%s", out.Bytes())
+	}
+
+	out.Reset()
+	err = RunCommand(context.Background(), []string{"token", "--json", "--origin", "https://other.example", "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", f.token}, &out, io.Discard)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	v = nil
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v["valid"] != false || v["reason"] != "signature_invalid" || v["error"] == "" || v["identity"] != nil {
+		t.Errorf("%s", out.Bytes())
+	}
+}
+
+// TestTrustFormats: a .p7b bundle and DER files work as --ca.
+func TestTrustFormats(t *testing.T) {
+	f := getFixture(t)
+	chainPEM, err := os.ReadFile(f.chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ders []string
+	rest := chainPEM
+	for i := 0; ; i++ {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		p, err := write(t.TempDir(), "c.der", b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ders = append(ders, "--ca", p)
+	}
+	args := append([]string{"cades", "--test-cards", "allow", "--document", f.doc}, ders...)
+	args = append(args, f.p7s)
+	if out, err := run(args...); err != nil {
+		t.Fatalf("DER trust files: %v\n%s", err, out)
+	}
+}
+
+func TestSingleNonce(t *testing.T) {
+	s := &singleNonce{nonce: "n", issued: time.Unix(1, 0)}
+	if _, err := s.Issue(context.Background()); err == nil {
+		t.Error("Issue succeeded")
+	}
+	if _, err := s.Consume(context.Background(), "other"); err == nil {
+		t.Error("unknown nonce accepted")
+	}
+	if at, err := s.Consume(context.Background(), "n"); err != nil || !at.Equal(time.Unix(1, 0)) {
+		t.Errorf("first use: %v %v", at, err)
+	}
+	if _, err := s.Consume(context.Background(), "n"); err == nil {
+		t.Error("replay accepted")
+	}
+}
+
+func FuzzParseDigest(f *testing.F) {
+	for _, s := range []string{"", strings.Repeat("ab", 32), strings.Repeat("A", 43) + "=", "zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDigest(s)
+		if err == nil && len(d) != 32 {
+			t.Fatalf("parseDigest(%q) = %d bytes", s, len(d))
+		}
+		if err != nil && !errors.Is(err, ErrUsage) {
+			t.Fatalf("error %v is not a usage error", err)
+		}
+	})
+}
