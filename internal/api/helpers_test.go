@@ -78,7 +78,7 @@ type harnessOpts struct {
 // (memreader) holding a virtual CPS3 card, and the real pinentry client
 // running the scripted fake pinentry.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	handler  http.Handler
 	eng      *card.Engine
@@ -103,7 +103,7 @@ func newVirtualCard(t testing.TB) *virtual.Card {
 	return vc
 }
 
-func newHarness(t *testing.T, ho harnessOpts) *harness {
+func newHarness(t testing.TB, ho harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t}
 	dir := t.TempDir()
@@ -386,3 +386,20 @@ func (l *live) do(t testing.TB, ctx context.Context, method, path, body string, 
 	b, err := io.ReadAll(resp.Body)
 	return resp, b, err
 }
+
+type pinentryRequest = pinentry.Request
+
+// newMissingPrompter is the real client with a program that does not exist.
+func newMissingPrompter() pinentry.Prompter {
+	return pinentry.New(pinentry.Config{Program: "/nonexistent/pinentry-none"})
+}
+
+// newOKPrompter is the real client answering the right PIN.
+func newOKPrompter(t *testing.T) pinentry.Prompter {
+	return pinentry.New(pinentry.Config{Program: pinentrytest.Path(), Env: pinentrytest.Options{PIN: goodPIN}.Env()})
+}
+
+type (
+	cardPINFunc   = card.PINFunc
+	cardSignature = card.Signature
+)

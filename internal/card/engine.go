@@ -176,6 +176,9 @@ func (e *Engine) Readers(ctx context.Context) ([]Reader, error) {
 	e.mu.Lock()
 	if e.monitoring {
 		defer e.mu.Unlock()
+		if !e.serviceUp {
+			return nil, ErrPCSCUnavailable
+		}
 		return e.readersLocked(), nil
 	}
 	e.mu.Unlock()
@@ -211,6 +214,10 @@ func (e *Engine) Readers(ctx context.Context) ([]Reader, error) {
 func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
 	e.mu.Lock()
 	monitoring := e.monitoring
+	if monitoring && !e.serviceUp {
+		e.mu.Unlock()
+		return "", ErrPCSCUnavailable
+	}
 	var states []ReaderState
 	if monitoring {
 		for _, s := range e.slots {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -39,10 +40,15 @@ type Options struct {
 	AgentEndpoints []string
 	CAFiles        []string
 	TestCards      string // allow | require | refuse
-	TLSDir         string
-	TLSCert        string
-	TLSKey         string
-	MaxDocument    int64
+	// TLS, first set wins: TLSCert/TLSKey files; a CA of the portal's own
+	// in TLSDir; the agent's certificate in AgentTLSDir (when present);
+	// else a CA of the portal's own in OwnTLSDir.
+	TLSCert     string
+	TLSKey      string
+	TLSDir      string
+	AgentTLSDir string
+	OwnTLSDir   string
+	MaxDocument int64
 }
 
 // ParseFlags parses the demo-portal command line.
@@ -56,18 +62,19 @@ func ParseFlags(args []string, stderr io.Writer) (*Options, error) {
 	fs.StringVar(&o.Listen, "listen", DefaultListen, "loopback `ADDR:PORT` to serve the portal on (port 0: any free port)")
 	fs.StringVar(&o.Origin, "origin", "", "portal `ORIGIN` as browsers see it (default https://ADDR:PORT of --listen)")
 	fs.Var(&agents, "agent", "agent base `URL` the page tries, in order (repeatable; default https://127.0.0.1:47180 then https://[::1]:47180)")
-	fs.Var(&cas, "ca", "trust anchors `FILE` for cards: PEM, DER or .p7b, roots and intermediates (repeatable, required)")
+	fs.Var(&cas, "ca", "trust anchors `FILE` for cards: PEM, DER or .p7b, roots and intermediates, reloaded when changed (repeatable; default: the chain `cpsagent serve --virtual-card` writes, STATE-DIR/virtual/chain.pem)")
 	fs.StringVar(&o.TestCards, "test-cards", "allow", "IGC-Santé test cards: allow, require or refuse")
-	fs.StringVar(&stateDir, "state-dir", "", "state `DIR`; the portal's TLS CA is kept in DIR/demo-portal (default: the agent's state directory)")
-	fs.StringVar(&o.TLSDir, "tls-dir", "", "`DIR` holding the portal's own CA (default STATE-DIR/demo-portal)")
+	fs.StringVar(&stateDir, "state-dir", "", "the agent's state `DIR`: the portal keeps its TLS CA in DIR/demo-portal and finds the virtual card's chain in DIR/virtual (default: the agent's default)")
+	fs.StringVar(&o.TLSDir, "tls-dir", "", "use a CA of the portal's own, kept in `DIR` (default: serve the agent's certificate from STATE-DIR/tls when it exists, else a CA of its own in STATE-DIR/demo-portal)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "serve this certificate chain `FILE` (PEM) instead of one from the portal's CA")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
 	fs.Int64Var(&maxMiB, "max-document-mib", defaultMaxDocument>>20, "largest document accepted, in `MiB`")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cpsagent demo-portal --ca FILE [flags]")
+		fmt.Fprintln(stderr, "usage: cpsagent demo-portal [flags]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Serves the demo portal on its own HTTPS origin. The agent must allow that origin:")
-		fmt.Fprintln(stderr, "  cpsagent serve --allow-origin https://127.0.0.1:47190")
+		fmt.Fprintln(stderr, "Serves the demo portal on its own HTTPS origin. With the virtual card:")
+		fmt.Fprintln(stderr, "  cpsagent serve --virtual-card --allow-origin https://127.0.0.1:47190 &")
+		fmt.Fprintln(stderr, "  cpsagent demo-portal")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -81,9 +88,6 @@ func ParseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	o.AgentEndpoints, o.CAFiles = agents, cas
-	if len(o.CAFiles) == 0 {
-		return nil, fmt.Errorf("%w: --ca is required: the certificates cards must chain to (for the virtual card, its test PKI chain)", ErrUsage)
-	}
 	switch o.TestCards {
 	case "allow", "require", "refuse":
 	default:
@@ -100,13 +104,21 @@ func ParseFlags(args []string, stderr io.Writer) (*Options, error) {
 		return nil, fmt.Errorf("%w: --max-document-mib must be 1..64", ErrUsage)
 	}
 	o.MaxDocument = maxMiB << 20
-	if o.TLSDir == "" && o.TLSCert == "" {
-		if stateDir == "" {
-			if stateDir, err = config.StateDir(); err != nil {
-				return nil, fmt.Errorf("state directory: %w", err)
-			}
+	if stateDir == "" && ((o.TLSDir == "" && o.TLSCert == "") || len(o.CAFiles) == 0) {
+		if stateDir, err = config.StateDir(); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		o.TLSDir = filepath.Join(stateDir, "demo-portal")
+	}
+	if o.TLSDir == "" && o.TLSCert == "" {
+		o.AgentTLSDir = filepath.Join(stateDir, "tls")
+		o.OwnTLSDir = filepath.Join(stateDir, "demo-portal")
+	}
+	if len(o.CAFiles) == 0 {
+		chain := filepath.Join(stateDir, "virtual", "chain.pem")
+		if _, err := os.Stat(chain); err != nil {
+			return nil, fmt.Errorf("%w: --ca is required: the certificates cards must chain to (%s, written by 'cpsagent serve --virtual-card', does not exist)", ErrUsage, chain)
+		}
+		o.CAFiles = []string{chain}
 	}
 	return o, nil
 }
@@ -126,29 +138,18 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // Run serves the portal with o until ctx ends.
 func Run(ctx context.Context, o *Options, stdout io.Writer, log *zap.Logger) error {
-	roots, inters, err := cpsverify.LoadTrust(o.CAFiles...)
-	if err != nil {
-		return fmt.Errorf("%w: --ca: %w", ErrUsage, err)
-	}
 	v := &cpsverify.Verifier{
-		Roots:            roots,
-		Intermediates:    inters,
 		AllowTestCards:   o.TestCards == "allow",
 		RequireTestCards: o.TestCards == "require",
 	}
+	if _, _, err := cpsverify.LoadTrust(o.CAFiles...); err != nil {
+		return fmt.Errorf("%w: --ca: %w", ErrUsage, err)
+	}
+	var err error
 
-	var cert tls.Certificate
-	caPath := ""
-	if o.TLSCert != "" {
-		if cert, err = tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
-			return fmt.Errorf("%w: --tls-cert/--tls-key: %w", ErrUsage, err)
-		}
-	} else {
-		dt, err := LoadOrCreateTLS(o.TLSDir, time.Now())
-		if err != nil {
-			return fmt.Errorf("portal TLS: %w", err)
-		}
-		cert, caPath = dt.Leaf, dt.CAPath
+	tlsConf, trustNote, err := serverTLS(o)
+	if err != nil {
+		return err
 	}
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", o.Listen)
@@ -160,14 +161,14 @@ func Run(ctx context.Context, o *Options, stdout io.Writer, log *zap.Logger) err
 	if origin == "" {
 		origin = "https://" + ln.Addr().String()
 	}
-	srv, err := New(Config{Origin: origin, AgentEndpoints: o.AgentEndpoints, Verifier: v, MaxDocumentSize: o.MaxDocument, Logger: log})
+	srv, err := New(Config{Origin: origin, AgentEndpoints: o.AgentEndpoints, Verifier: v, TrustFiles: o.CAFiles, MaxDocumentSize: o.MaxDocument, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -176,10 +177,8 @@ func Run(ctx context.Context, o *Options, stdout io.Writer, log *zap.Logger) err
 	}
 	fmt.Fprintf(stdout, "cpsagent demo portal on %s/\n", origin)
 	fmt.Fprintf(stdout, "  the agent must allow it:   cpsagent serve --allow-origin %s\n", origin)
-	if caPath != "" {
-		fmt.Fprintf(stdout, "  the browser must trust:    %s\n", caPath)
-		fmt.Fprintf(stdout, "    (Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -n 'cpsagent demo portal' -t C,, -i %s)\n", caPath)
-	}
+	fmt.Fprintf(stdout, "  cards must chain to:       %s\n", strings.Join(o.CAFiles, ", "))
+	fmt.Fprint(stdout, trustNote)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
@@ -197,4 +196,43 @@ func Run(ctx context.Context, o *Options, stdout io.Writer, log *zap.Logger) err
 		return err
 	}
 	return nil
+}
+
+// serverTLS picks the portal's certificate (see Options) and says what the
+// browser must trust.
+func serverTLS(o *Options) (*tls.Config, string, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case o.TLSCert != "":
+		fc, err := newFileCertificate(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: --tls-cert/--tls-key: %w", ErrUsage, err)
+		}
+		conf.GetCertificate = fc.get
+		return conf, "", nil
+	case o.TLSDir == "" && o.AgentTLSDir != "" && fileExists(filepath.Join(o.AgentTLSDir, agentCertFile)):
+		fc, err := newFileCertificate(filepath.Join(o.AgentTLSDir, agentCertFile), filepath.Join(o.AgentTLSDir, agentKeyFile))
+		if err != nil {
+			return nil, "", fmt.Errorf("agent certificate: %w", err)
+		}
+		conf.GetCertificate = fc.get
+		return conf, fmt.Sprintf("  TLS: the agent's certificate (%s): a browser that trusts the agent trusts the portal\n", o.AgentTLSDir), nil
+	}
+	dir := o.TLSDir
+	if dir == "" {
+		dir = o.OwnTLSDir
+	}
+	dt, err := LoadOrCreateTLS(dir, time.Now())
+	if err != nil {
+		return nil, "", fmt.Errorf("portal TLS: %w", err)
+	}
+	conf.Certificates = []tls.Certificate{dt.Leaf}
+	note := fmt.Sprintf("  the browser must trust:    %s\n"+
+		"    (Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -n 'cpsagent demo portal' -t C,, -i %s)\n", dt.CAPath, dt.CAPath)
+	return conf, note, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -18,6 +18,13 @@ import (
 func TestParseFlags(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "chain.pem")
+	withChain := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(withChain, "virtual"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(withChain, "virtual", "chain.pem"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -25,7 +32,8 @@ func TestParseFlags(t *testing.T) {
 		check   func(t *testing.T, o *Options)
 	}{
 		{"defaults", []string{"--ca", ca, "--state-dir", dir}, nil, func(t *testing.T, o *Options) {
-			if o.Listen != DefaultListen || o.TestCards != "allow" || o.TLSDir != filepath.Join(dir, "demo-portal") || o.MaxDocument != 10<<20 {
+			if o.Listen != DefaultListen || o.TestCards != "allow" || o.TLSDir != "" || o.AgentTLSDir != filepath.Join(dir, "tls") ||
+				o.OwnTLSDir != filepath.Join(dir, "demo-portal") || o.MaxDocument != 10<<20 {
 				t.Errorf("%+v", o)
 			}
 		}},
@@ -34,7 +42,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("%v", o.AgentEndpoints)
 			}
 		}},
-		{"no ca", []string{"--tls-dir", dir}, ErrUsage, nil},
+		{"no ca, no virtual chain", []string{"--state-dir", dir}, ErrUsage, nil},
+		{"virtual card chain by default", []string{"--state-dir", withChain}, nil, func(t *testing.T, o *Options) {
+			if len(o.CAFiles) != 1 || o.CAFiles[0] != filepath.Join(withChain, "virtual", "chain.pem") {
+				t.Errorf("CAFiles %v", o.CAFiles)
+			}
+		}},
 		{"public listen", []string{"--ca", ca, "--tls-dir", dir, "--listen", "0.0.0.0:47190"}, ErrUsage, nil},
 		{"bad test-cards", []string{"--ca", ca, "--tls-dir", dir, "--test-cards", "maybe"}, ErrUsage, nil},
 		{"cert without key", []string{"--ca", ca, "--tls-cert", ca}, ErrUsage, nil},

@@ -49,8 +49,12 @@ type Config struct {
 	// DefaultAgentEndpoints.
 	AgentEndpoints []string
 	// Verifier checks tokens and signatures. Its AllowedOrigins is set to
-	// {Origin} when empty.
+	// {Origin} when empty, its Nonces to a MemoryNonceStore when nil.
 	Verifier *cpsverify.Verifier
+	// TrustFiles, when set, hold the trust anchors (PEM, DER, .p7b): they
+	// replace Verifier.Roots/Intermediates and are reloaded when the files
+	// change (the virtual card's chain is rewritten at each agent start).
+	TrustFiles []string
 	// MaxDocumentSize bounds an upload (default 10 MiB).
 	MaxDocumentSize int64
 	// Logger receives one line per portal action; nil: none. Documents,
@@ -64,7 +68,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	origin   *url.URL
-	verifier *cpsverify.Verifier
+	trust    *trustSource
 	sessions *sessionStore
 	log      *zap.Logger
 	now      func() time.Time
@@ -81,11 +85,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("demoportal: a verifier is required")
 	}
-	if cfg.Verifier.Roots == nil {
+	if cfg.Verifier.Roots == nil && len(cfg.TrustFiles) == 0 {
 		return nil, errors.New("demoportal: the verifier has no trust anchors (give --ca)")
 	}
 	if len(cfg.Verifier.AllowedOrigins) == 0 {
 		cfg.Verifier.AllowedOrigins = []string{cfg.Origin}
+	}
+	if cfg.Verifier.Nonces == nil {
+		cfg.Verifier.Nonces = &cpsverify.MemoryNonceStore{Now: cfg.Verifier.Now}
 	}
 	if len(cfg.AgentEndpoints) == 0 {
 		cfg.AgentEndpoints = DefaultAgentEndpoints
@@ -111,10 +118,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	trust, err := newTrustSource(cfg.Verifier, cfg.TrustFiles, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("demoportal: trust anchors: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		origin:   u,
-		verifier: cfg.Verifier,
+		trust:    trust,
 		sessions: newSessionStore(cfg.Now, defaultDocumentPool),
 		log:      cfg.Logger,
 		now:      cfg.Now,
@@ -271,7 +282,7 @@ func (s *Server) handleNonce(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusServiceUnavailable, "busy", "Portail surchargé, réessayez plus tard.", "Portal overloaded, try again later.")
 		return
 	}
-	nonce, err := s.verifier.IssueNonce(r.Context())
+	nonce, err := s.trust.verifier().IssueNonce(r.Context())
 	if err != nil {
 		s.log.Warn("nonce issue failed", zap.Error(err))
 		s.fail(w, http.StatusServiceUnavailable, "busy", "Portail surchargé, réessayez plus tard.", "Portal overloaded, try again later.")
@@ -288,12 +299,13 @@ type loginRequest struct {
 
 // certificateView is what the page shows of a verified certificate.
 type certificateView struct {
-	Subject      string    `json:"subject"`
-	Issuer       string    `json:"issuer"`
-	SerialNumber string    `json:"serialNumber"`
-	NotBefore    time.Time `json:"notBefore"`
-	NotAfter     time.Time `json:"notAfter"`
-	SHA256       string    `json:"sha256"`
+	Subject          string    `json:"subject"`
+	Issuer           string    `json:"issuer"`
+	IssuerCommonName string    `json:"issuerCommonName"`
+	SerialNumber     string    `json:"serialNumber"`
+	NotBefore        time.Time `json:"notBefore"`
+	NotAfter         time.Time `json:"notAfter"`
+	SHA256           string    `json:"sha256"`
 }
 
 func viewOf(c *x509.Certificate) *certificateView {
@@ -302,7 +314,7 @@ func viewOf(c *x509.Certificate) *certificateView {
 	}
 	sum := sha256.Sum256(c.Raw)
 	return &certificateView{
-		Subject: c.Subject.String(), Issuer: c.Issuer.String(), SerialNumber: c.SerialNumber.Text(16),
+		Subject: c.Subject.String(), Issuer: c.Issuer.String(), IssuerCommonName: c.Issuer.CommonName, SerialNumber: c.SerialNumber.Text(16),
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]),
 	}
 }
@@ -316,11 +328,10 @@ type loginResponse struct {
 	AgentVersion string           `json:"agentVersion"`
 }
 
-// verifiedChecks names, in order, what cpsverify.VerifyAuthToken checked.
+// verifiedChecks names, in order, what cpsverify.VerifyAuthToken checked
+// (the page shows them in its language).
 var verifiedChecks = []string{
-	"format web-eid:1.x", "algorithm allow-list", "origin", "nonce single use and age",
-	"certificate validity", "key usage (digitalSignature, clientAuth)", "chain to trust anchors",
-	"test-card policy", "signature over SHA-256(origin) ‖ SHA-256(nonce)",
+	"format", "algorithm", "origin", "nonce", "validity", "keyUsage", "chain", "testCards", "signature",
 }
 
 // handleLogin verifies the token the page got from the agent for the
@@ -348,7 +359,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	token, err := cpsverify.ParseAuthToken(req.Token)
 	var id *cpsid.Identity
 	if err == nil {
-		id, err = s.verifier.VerifyAuthToken(r.Context(), token, s.cfg.Origin, nonce)
+		id, err = s.trust.verifier().VerifyAuthToken(r.Context(), token, s.cfg.Origin, nonce)
 	}
 	if err != nil {
 		code, fr, en := describeVerifyError(err)
@@ -556,7 +567,7 @@ func (s *Server) handleSignature(w http.ResponseWriter, r *http.Request) {
 		Document: map[string]string{"name": d.name, "sha256Hex": hex.EncodeToString(d.sha256)},
 		Download: "/api/documents/" + url.PathEscape(d.id) + "/signature.p7s",
 	}
-	report, verr := s.verifier.VerifyCAdES(r.Context(), p7s, d.data)
+	report, verr := s.trust.verifier().VerifyCAdES(r.Context(), p7s, d.data)
 	if verr != nil {
 		code, fr, en := describeSignatureError(verr)
 		res.Error = &apiError{Code: code, Message: map[string]string{"fr": fr, "en": en}, Detail: verr.Error()}

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -602,4 +604,48 @@ func FuzzCleanFilename(f *testing.F) {
 			t.Fatalf("cleanFilename(%q) = %q", s, got)
 		}
 	})
+}
+
+// TestTrustReload: the agent rewrites the virtual card's chain at each
+// start; the portal follows without a restart, and nonces survive.
+func TestTrustReload(t *testing.T) {
+	w := getWorld(t)
+	dir := t.TempDir()
+	chain := filepath.Join(dir, "chain.pem")
+	if err := os.WriteFile(chain, w.chainPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Origin: testOrigin, Verifier: &cpsverify.Verifier{AllowTestCards: true}, TrustFiles: []string{chain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(srv.Handler())
+	defer ts.Close()
+	b := newBrowser(t, ts)
+	b.login(w)
+
+	// A nonce issued before the chain changes.
+	n := b.nonce()
+	if err := os.WriteFile(chain, w.strangerPKI.ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(chain, time.Now().Add(time.Minute), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r := b.postJSON("/api/login", map[string]any{"token": token(t, w.strangerAuth, w.authKey, testOrigin, n)})
+	if r.status != http.StatusOK {
+		t.Fatalf("card of the new chain: %d %s", r.status, r.body)
+	}
+	r = b.postJSON("/api/login", map[string]any{"token": token(t, w.auth, w.authKey, testOrigin, b.nonce())})
+	if r.status != http.StatusUnauthorized || r.json(t)["code"] != "certificate_untrusted" {
+		t.Fatalf("card of the old chain: %d %s", r.status, r.body)
+	}
+	// A broken file keeps the last good anchors.
+	if err := os.WriteFile(chain, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = b.postJSON("/api/login", map[string]any{"token": token(t, w.strangerAuth, w.authKey, testOrigin, b.nonce())})
+	if r.status != http.StatusOK {
+		t.Fatalf("after a broken rewrite: %d %s", r.status, r.body)
+	}
 }

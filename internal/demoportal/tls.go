@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -190,4 +191,50 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// Files of the agent's own server certificate (internal/localca), in
+// STATE-DIR/tls. The demo portal can serve the same certificate: it names
+// localhost, 127.0.0.1 and ::1 whatever the port, so a browser that trusts
+// the agent (cpsagent install) trusts the portal too.
+const (
+	agentCertFile = "cert.pem"
+	agentKeyFile  = "key.pem"
+)
+
+// fileCertificate serves a certificate/key pair from files, reloading them
+// when they change (the agent renews its certificate while it runs).
+type fileCertificate struct {
+	certFile, keyFile string
+
+	mu     sync.Mutex
+	cert   *tls.Certificate
+	stamps []fileStamp
+}
+
+func newFileCertificate(certFile, keyFile string) (*fileCertificate, error) {
+	f := &fileCertificate{certFile: certFile, keyFile: keyFile}
+	if _, err := f.get(nil); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// get is a tls.Config.GetCertificate.
+func (f *fileCertificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	stamps := stampsOf([]string{f.certFile, f.keyFile})
+	if f.cert != nil && stamps[0] == f.stamps[0] && stamps[1] == f.stamps[1] {
+		return f.cert, nil
+	}
+	c, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	if err != nil {
+		if f.cert != nil {
+			return f.cert, nil // mid-rename: keep serving the previous pair
+		}
+		return nil, err
+	}
+	f.cert, f.stamps = &c, stamps
+	return f.cert, nil
 }

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +89,86 @@ func TestCANameConstraints(t *testing.T) {
 	roots.AddCert(ca)
 	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "bank.example", Roots: roots, CurrentTime: now}); err == nil {
 		t.Fatal("name constraints not enforced")
+	}
+}
+
+// writePair writes a fresh leaf of the CA in dir as cert.pem/key.pem (the
+// agent's file names) and returns it.
+func writePair(t *testing.T, caDir, dir string) *x509.Certificate {
+	t.Helper()
+	dt, err := LoadOrCreateTLS(caDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(dt.Leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, agentKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, agentCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dt.Leaf.Leaf.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dt.Leaf.Leaf
+}
+
+func TestFileCertificateReload(t *testing.T) {
+	caDir, dir := t.TempDir(), t.TempDir()
+	first := writePair(t, caDir, dir)
+	fc, err := newFileCertificate(filepath.Join(dir, agentCertFile), filepath.Join(dir, agentKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fc.get(nil)
+	if err != nil || !got.Leaf.Equal(first) {
+		t.Fatalf("first pair: %v", err)
+	}
+	second := writePair(t, caDir, dir)
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{agentCertFile, agentKeyFile} {
+		if err := os.Chtimes(filepath.Join(dir, f), later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := fc.get(nil); !got.Leaf.Equal(second) {
+		t.Error("renewed pair not picked up")
+	}
+	// A half-written pair keeps the previous one.
+	if err := os.WriteFile(filepath.Join(dir, agentKeyFile), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fc.get(nil); err != nil || !got.Leaf.Equal(second) {
+		t.Errorf("broken pair: %v", err)
+	}
+	if _, err := newFileCertificate(filepath.Join(dir, agentCertFile), filepath.Join(dir, agentKeyFile)); err == nil {
+		t.Error("broken pair accepted at start")
+	}
+}
+
+func TestServerTLSChoice(t *testing.T) {
+	state := t.TempDir()
+	o := &Options{AgentTLSDir: filepath.Join(state, "tls"), OwnTLSDir: filepath.Join(state, "demo-portal")}
+	// No agent certificate yet: the portal's own CA.
+	conf, note, err := serverTLS(o)
+	if err != nil || len(conf.Certificates) != 1 || !strings.Contains(note, "must trust") {
+		t.Fatalf("own CA: %v %q", err, note)
+	}
+	// With the agent's certificate: served as is.
+	if err := os.MkdirAll(o.AgentTLSDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	leaf := writePair(t, t.TempDir(), o.AgentTLSDir)
+	conf, note, err = serverTLS(o)
+	if err != nil || conf.GetCertificate == nil || !strings.Contains(note, "agent's certificate") {
+		t.Fatalf("agent certificate: %v %q", err, note)
+	}
+	if c, _ := conf.GetCertificate(nil); !c.Leaf.Equal(leaf) {
+		t.Error("not the agent's certificate")
+	}
+	// --tls-dir wins over the agent's certificate.
+	o.TLSDir = filepath.Join(state, "mine")
+	if conf, _, err = serverTLS(o); err != nil || len(conf.Certificates) != 1 {
+		t.Fatalf("--tls-dir: %v", err)
 	}
 }

@@ -191,3 +191,31 @@ func TestListenLoopbackSkipsBusyPort(t *testing.T) {
 		t.Fatal("bad range accepted")
 	}
 }
+
+func TestListenLoopbackIPv6Squatted(t *testing.T) {
+	probe, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer probe.Close()
+	base := probe.Addr().(*net.TCPAddr).Port
+	if base > 65500 {
+		t.Skip("ephemeral port too high for a range")
+	}
+	ls, port, err := ListenLoopback(context.Background(), nil, base, base+20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	if port == base {
+		t.Fatal("took a port whose ::1 side is squatted")
+	}
+	// The 127.0.0.1 side of the squatted port was released again.
+	l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(base)))
+	if err != nil {
+		t.Fatalf("127.0.0.1:%d left bound: %v", base, err)
+	}
+	l.Close()
+}

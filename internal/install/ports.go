@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
+	"net/netip"
 	"syscall"
 )
 
@@ -22,27 +22,37 @@ const (
 	PortLast  = 47199
 )
 
+// ListenFunc binds one loopback address (api.Listen fits: it also sets
+// SO_EXCLUSIVEADDRUSE on Windows).
+type ListenFunc func(ctx context.Context, addr netip.AddrPort) (net.Listener, error)
+
 // ListenLoopback binds 127.0.0.1 and [::1] on the same port, the first of
 // first…last where both binds succeed, and returns the listeners and the
 // port. When the host has no IPv6 loopback (IPv6 disabled), it binds
-// 127.0.0.1 alone. lc may be nil; on Windows its Control should set
-// SO_EXCLUSIVEADDRUSE (security.md §3.5).
-func ListenLoopback(ctx context.Context, lc *net.ListenConfig, first, last int) ([]net.Listener, int, error) {
-	if lc == nil {
-		lc = &net.ListenConfig{}
+// 127.0.0.1 alone. listen nil uses a plain net.ListenConfig.
+func ListenLoopback(ctx context.Context, listen ListenFunc, first, last int) ([]net.Listener, int, error) {
+	if listen == nil {
+		listen = func(ctx context.Context, a netip.AddrPort) (net.Listener, error) {
+			network := "tcp4"
+			if a.Addr().Is6() {
+				network = "tcp6"
+			}
+			var lc net.ListenConfig
+			return lc.Listen(ctx, network, a.String())
+		}
 	}
 	if first <= 0 || last < first || last > 65535 {
 		return nil, 0, fmt.Errorf("install: bad port range %d-%d", first, last)
 	}
+	v4 := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	var lastErr error
 	for port := first; port <= last; port++ {
-		p := strconv.Itoa(port)
-		l4, err := lc.Listen(ctx, "tcp4", "127.0.0.1:"+p)
+		l4, err := listen(ctx, netip.AddrPortFrom(v4, uint16(port)))
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		l6, err := lc.Listen(ctx, "tcp6", "[::1]:"+p)
+		l6, err := listen(ctx, netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port)))
 		switch {
 		case err == nil:
 			return []net.Listener{l4, l6}, port, nil

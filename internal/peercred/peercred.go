@@ -177,3 +177,18 @@ func (l *listener) refuse(r Refusal) {
 		l.onRefuse(r)
 	}
 }
+
+// Wrap wraps every listener with Listener for the user running this
+// process: what the agent's serve does with its 127.0.0.1 and [::1]
+// listeners.
+func Wrap(lns []net.Listener, opts ...Option) ([]net.Listener, error) {
+	me, err := Self()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]net.Listener, len(lns))
+	for i, l := range lns {
+		out[i] = Listener(l, me, opts...)
+	}
+	return out, nil
+}

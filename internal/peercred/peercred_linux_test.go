@@ -146,13 +146,16 @@ func TestOwnerGone(t *testing.T) {
 }
 
 func TestListenerSameUserAccepted(t *testing.T) {
-	me, _ := Self()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused := make(chan Refusal, 4)
-	l := Listener(raw, me, OnRefuse(func(r Refusal) { refused <- r }))
+	wrapped, err := Wrap([]net.Listener{raw}, OnRefuse(func(r Refusal) { refused <- r }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := wrapped[0]
 	defer l.Close()
 	echoServer(t, l)
 	if got := runDial(t, l.Addr().String(), nil); got != "answered \"pong\\n\"" {

@@ -28,6 +28,12 @@ const T = {
     valid: 'Signature valide, vérifiée par le serveur du portail.', invalid: 'Signature refusée par le serveur du portail.',
     sameUser: "(l'utilisateur connecté)", otherUser: "(PAS l'utilisateur connecté)",
     errorTitle: 'Opération impossible', testCard: 'carte de test',
+    check: {
+      format: 'format web-eid:1.x', algorithm: 'algorithme autorisé', origin: 'origine de ce portail',
+      nonce: 'défi à usage unique, non expiré', validity: 'certificat en cours de validité',
+      keyUsage: "usage de clé d'authentification", chain: 'chaîne jusqu\'aux autorités de confiance',
+      testCards: 'politique des cartes de test', signature: 'signature de SHA-256(origine) ‖ SHA-256(défi)',
+    },
     signDescription: (n) => `Portail de démonstration : signature de « ${n} »`,
   },
   en: {
@@ -54,6 +60,12 @@ const T = {
     valid: "Valid signature, verified by the portal's server.", invalid: "Signature refused by the portal's server.",
     sameUser: '(the logged-in user)', otherUser: '(NOT the logged-in user)',
     errorTitle: 'Operation failed', testCard: 'test card',
+    check: {
+      format: 'format web-eid:1.x', algorithm: 'allowed algorithm', origin: "this portal's origin",
+      nonce: 'single-use, unexpired challenge', validity: 'certificate within its validity period',
+      keyUsage: 'authentication key usage', chain: 'chain to the trust anchors',
+      testCards: 'test-card policy', signature: 'signature of SHA-256(origin) ‖ SHA-256(challenge)',
+    },
     signDescription: (n) => `Demo portal: signing "${n}"`,
   },
 };
@@ -71,6 +83,7 @@ function applyLang() {
   $('lang-btn').textContent = lang === 'fr' ? 'English' : 'Français';
   renderCard();
   if (lastError) showError(lastError);
+  if (shownIdentity) showIdentity(...shownIdentity);
 }
 
 function badge(el, state, text) {
@@ -261,7 +274,10 @@ function busy(on, message) {
   }
 }
 
+let shownIdentity = null; // [identity, info], re-rendered when the language changes
+
 function showIdentity(identity, info) {
+  shownIdentity = [identity, info];
   $('logged-out').hidden = true;
   $('logged-in').hidden = false;
   $('id-name').textContent = `${identity.givenName} ${identity.familyName}`;
@@ -270,8 +286,14 @@ function showIdentity(identity, info) {
   $('id-rpps').textContent = identity.rpps ?? identity.adeli ?? '—';
   const card = identity.card || {};
   $('id-card').textContent = [card.type, card.test ? t('testCard') : null].filter(Boolean).join(', ') || '—';
-  $('id-issuer').textContent = info?.certificate?.issuer ?? '—';
-  $('id-checks').textContent = (info?.checks ?? []).join(' · ') || '—';
+  $('id-initials').textContent = `${identity.givenName?.[0] ?? ''}${identity.familyName?.[0] ?? ''}`;
+  $('id-issuer').textContent = info?.certificate?.issuerCommonName ?? info?.certificate?.issuer ?? '—';
+  $('id-checks').replaceChildren(...(info?.checks ?? []).map((c) => {
+    const li = document.createElement('li');
+    li.dataset.check = c;
+    li.textContent = T[lang].check[c] ?? c;
+    return li;
+  }));
   $('identity').dataset.verified = 'true';
   $('identity').dataset.nationalId = identity.nationalId;
   $('sign-locked').hidden = true;
@@ -280,6 +302,7 @@ function showIdentity(identity, info) {
 }
 
 function showLoggedOut() {
+  shownIdentity = null;
   $('logged-out').hidden = false;
   $('logged-in').hidden = true;
   $('identity').dataset.verified = 'false';

@@ -16,22 +16,23 @@ import (
 
 // Status words used here that the apdu package does not name.
 const (
-	swLcInconsistent     uint16 = 0x6A87
-	swSMNotSupported     uint16 = 0x6882
-	swChainingNotSupp    uint16 = 0x6884
-	swNoCurrentEF        uint16 = 0x6986
-	swMoreDataPrefix     uint16 = 0x6100
-	swWrongLePrefix      uint16 = 0x6C00
-	maxChainedData              = 1024
-	maxGetResponsePieces        = 0x100
+	swLcInconsistent  uint16 = 0x6A87
+	swSMNotSupported  uint16 = 0x6882
+	swChainingNotSupp uint16 = 0x6884
+	swNoCurrentEF     uint16 = 0x6986
+	swMoreDataPrefix  uint16 = 0x6100
+	swWrongLePrefix   uint16 = 0x6C00
+	maxChainedData           = 1024
 )
 
 // ErrPoweredOff is returned by Transmit while the card is powered off.
 var ErrPoweredOff = errors.New("virtual: card is powered off")
 
-// key is one RSA private key SDO of DF 0001.
+var _ apdu.Transmitter = (*Card)(nil)
+
+// key is one RSA private key SDO of DF 0001 (SDO reference n, MSE
+// reference 80|n).
 type key struct {
-	ref  byte // SDO reference (1 or 2); the MSE reference is ref|0x80
 	priv *rsa.PrivateKey
 	// operations allowed by the key's DOCP
 	sign, intAuth, decipher bool
@@ -136,11 +137,11 @@ func NewCard(cfg Config) (*Card, error) {
 		c.sleep = time.Sleep
 	}
 	c.keys = map[byte]*key{
-		cps.KeySignature &^ 0x80:      {ref: cps.KeySignature &^ 0x80, priv: cfg.SignKey, sign: true},
-		cps.KeyAuthentication &^ 0x80: {ref: cps.KeyAuthentication &^ 0x80, priv: cfg.AuthKey, intAuth: true, decipher: true},
+		cps.KeySignature &^ 0x80:      {priv: cfg.SignKey, sign: true},
+		cps.KeyAuthentication &^ 0x80: {priv: cfg.AuthKey, intAuth: true, decipher: true},
 	}
-	c.pin = &chv{ref: cfg.Behaviour.PINRef, name: "PIN", value: cfg.PIN, maxTries: cps.PINMaxTries, tries: cps.PINMaxTries}
-	c.puk = &chv{ref: cfg.Behaviour.PUKRef, name: "PUK", value: cfg.PUK, maxTries: cps.PUKMaxTries, tries: cps.PUKMaxTries,
+	c.pin = &chv{ref: cfg.Behaviour.PINRef, value: cfg.PIN, maxTries: cps.PINMaxTries, tries: cps.PINMaxTries}
+	c.puk = &chv{ref: cfg.Behaviour.PUKRef, value: cfg.PUK, maxTries: cps.PUKMaxTries, tries: cps.PUKMaxTries,
 		maxUses: cps.PUKMaxUses, uses: cps.PUKMaxUses}
 	if st != nil {
 		st.applyCounters(c.pin, c.puk)
@@ -163,6 +164,7 @@ func (c *Card) Config() Config {
 	defer c.mu.Unlock()
 	cfg := c.cfg
 	cfg.PIN, cfg.PUK = c.pin.value, c.puk.value
+	cfg.SignCert, cfg.AuthCert = bytes.Clone(cfg.SignCert), bytes.Clone(cfg.AuthCert)
 	return cfg
 }
 

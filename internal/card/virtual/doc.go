@@ -50,6 +50,34 @@
 //   - the RSA key DOCP reports its size in bytes (01 00), which is what
 //     OpenSC's PSO DST path expects.
 //
+// # Notes from running OpenSC 0.23 (Debian 12) against the card
+//
+//   - EF.DIR lists the contactless application first: OpenSC reorders
+//     known applications with a swap that binds the first record only when
+//     it is the contactless one (see buildEFDIR).
+//   - OpenSC selects the MF with "00 A4 02 04 02 3F 00" and asks the PIN
+//     status with the T=0 header "00 20 00 01 00"; both are accepted.
+//   - OpenSC built with OpenSSL 3 cannot sign with key 0x81: it stops after
+//     MSE DST, before PSO HASH (iasecc_qsign_data_* are compiled out). Key
+//     0x82 works through INTERNAL AUTHENTICATE and PSO DECIPHER.
+//   - "opensc-tool -n" prints the driver name "IAS-ECC"; the "IAS/ECC CPx"
+//     ATR entry only shows in OpenSC's debug log.
+//
+// # vpcd
+//
+// ServeVPCD and VPCDClient connect a Card to the vsmartcard driver; the
+// client can redial after a pcscd restart and inject faults (BeforeAPDU,
+// Remove, Insert). Debian's driver sends each frame as two TCP segments;
+// without TCP_QUICKACK on the card side every APDU waits about 40 ms for a
+// delayed ACK (measured: 44 ms per APDU without, 0.2 ms with).
+//
+// # Trace
+//
+// Config.Trace receives "<RFC 3339 UTC time> > <command>" and
+// "<time> < <response>" lines, and "<time> # <event>" for power, reset and
+// vpcd events. PIN data (apdu.Redact), PSO HASH data (document bytes) and
+// deciphered data are replaced by "**".
+//
 // Status words for misuse: unknown INS 6D 00, bad CLA 6E 00 (68 81 for a
 // logical channel, 68 82 for secure messaging), malformed or truncated APDU
 // 67 00, SELECT with P2 00 6A 86 (except the root AID, which answers a bare

@@ -349,6 +349,11 @@ func TestThroughPCSCDAndOpenSC(t *testing.T) {
 		st := card.PINStatus()
 		if st.PINTriesLeft != 3 || st.PUKUsesLeft != 99 || card.Config().PIN != cfg.PIN {
 			t.Errorf("after unblock: %+v", st)
+			for _, l := range strings.Split(trace.String(), "\n") {
+				if strings.Contains(l, "> 00 2C") || strings.Contains(l, "> 00 20 00 02") || strings.Contains(l, "# ") {
+					t.Log(l)
+				}
+			}
 		}
 	})
 

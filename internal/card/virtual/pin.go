@@ -9,7 +9,6 @@ import (
 // chv is a card-holder verification SDO of the MF: the PIN or the PUK.
 type chv struct {
 	ref      byte
-	name     string
 	value    string // digits
 	maxTries int
 	tries    int

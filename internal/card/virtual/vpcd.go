@@ -290,7 +290,18 @@ func (v *VPCDClient) serveConn(ctx context.Context, conn net.Conn) error {
 		case <-done:
 		}
 	}()
-	return serveStream(ctx, conn, v.Card, v.BeforeAPDU)
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return serveStream(ctx, &ackingConn{Conn: conn}, v.Card, v.BeforeAPDU)
+}
+
+// ackingConn re-arms TCP_QUICKACK before each read (see quickAck).
+type ackingConn struct{ net.Conn }
+
+func (a *ackingConn) Read(p []byte) (int, error) {
+	quickAck(a.Conn)
+	return a.Conn.Read(p)
 }
 
 // serveStream runs the vpcd protocol over one connection until it fails.

@@ -66,8 +66,22 @@ var warnOnce sync.Once
 
 // Require checks that pcscd answers and shows the vpcd reader. Under
 // CI=true a missing pcscd fails the test; elsewhere the test is skipped,
-// with a warning on stderr so the skip is not silent.
+// with a warning on stderr so the skip is not silent. It then waits for
+// the slot: tests of other processes using the same slot (or restarting
+// pcscd) go one after the other; the slot is released when t ends.
 func Require(t testing.TB) (addr, reader string) {
+	t.Helper()
+	return require(t, false)
+}
+
+// RequireExclusive is Require for a test that stops pcscd: it waits until
+// no other test process uses pcscd through this package.
+func RequireExclusive(t testing.TB) (addr, reader string) {
+	t.Helper()
+	return require(t, true)
+}
+
+func require(t testing.TB, exclusive bool) (addr, reader string) {
 	t.Helper()
 	addr = VPCDAddr()
 	reader = ReaderName(addr)
@@ -91,6 +105,9 @@ func Require(t testing.TB) (addr, reader string) {
 		}
 	}
 	if why == "" {
+		lockFile(t, "cpsagent-pcscd.lock", exclusive)
+		_, port, _ := net.SplitHostPort(addr)
+		lockFile(t, "cpsagent-vpcd-"+port+".lock", true)
 		return addr, reader
 	}
 	if os.Getenv("CI") == "true" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,4 +74,34 @@ func StartPCSCD(t testing.TB, logPath string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("pcscd restarted as pid %d (log %s)", cmd.Process.Pid, logPath)
+}
+
+// lockFile takes a flock on a file in the temporary directory and releases
+// it when the test ends. Test binaries run in parallel (go test ./...), and
+// several people may run them on one machine: the vpcd slot and pcscd are
+// shared, so their users take turns.
+func lockFile(t testing.TB, name string, exclusive bool) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		start := time.Now()
+		t.Logf("waiting for %s (another test process uses pcscd/vpcd)", path)
+		if err := syscall.Flock(int(f.Fd()), how); err != nil {
+			f.Close()
+			t.Fatalf("lock %s: %v", path, err)
+		}
+		t.Logf("got %s after %v", path, time.Since(start).Round(time.Millisecond))
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
 }

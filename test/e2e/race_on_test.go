@@ -1,0 +1,6 @@
+//go:build race
+
+package e2e
+
+// raceEnabled: the agent binary is built with -race too.
+const raceEnabled = true
