@@ -103,7 +103,8 @@ func isServiceError(err error) bool {
 	}
 	switch e {
 	case scard.ErrNoService, scard.ErrServiceStopped, scard.ErrInvalidHandle, scard.ErrShutdown,
-		scard.ErrCommDataLost, scard.ErrInternalError:
+		scard.ErrCommDataLost, scard.ErrInternalError,
+		scard.ErrCommError: // "RPC transport error": pcscd's socket closed under us
 		return true
 	}
 	return false

@@ -22,7 +22,7 @@ func StopPCSCD(t testing.TB) {
 	if err != nil {
 		t.Fatalf("reading %s: %v", PIDFile, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.Trim(string(b), "\x00")))
 	if err != nil || pid <= 1 {
 		t.Fatalf("bad pid in %s: %q", PIDFile, b)
 	}
