@@ -22,6 +22,7 @@ import (
 	"github.com/cpsagent/cpsagent/internal/consent"
 	"github.com/cpsagent/cpsagent/internal/doctor"
 	"github.com/cpsagent/cpsagent/internal/i18n"
+	"github.com/cpsagent/cpsagent/internal/install"
 	"github.com/cpsagent/cpsagent/internal/ledger"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
 	"github.com/cpsagent/cpsagent/internal/pinmgmt"
@@ -60,11 +61,16 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func doctorDeps(cfg *config.Config, cfgErr error, readers interface {
 	Readers(context.Context) ([]card.Reader, error)
 }, begin func(context.Context, string) (card.Session, error)) doctor.Deps {
+	// The port of the running agent (it may have moved off 47180 when the
+	// port was taken), else the configured one.
 	agentURL := doctor.DefaultAgentURL
 	if len(cfg.Listen) > 0 {
 		if ap, err := config.ParseListen(cfg.Listen[0]); err == nil {
 			agentURL = "https://" + ap.String()
 		}
+	}
+	if info, err := install.RunningInstance(cfg.StateDir); err == nil && info != nil && info.Port > 0 {
+		agentURL = fmt.Sprintf("https://127.0.0.1:%d", info.Port)
 	}
 	return doctor.Deps{
 		Version:      Version(),

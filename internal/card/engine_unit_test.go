@@ -365,3 +365,35 @@ func TestNoSecretInLogsOrTrace(t *testing.T) {
 		t.Fatalf("trace does not show the masked commands: %q", trace)
 	}
 }
+
+// clCard presents a virtual card with the CPS3 contactless ATR.
+type clCard struct{ *virtual.Card }
+
+func (c clCard) ATR() []byte { return cps.ATRCPS3CL }
+
+func TestContactless(t *testing.T) {
+	tr := memreader.New("R")
+	eng := card.New(tr, card.Options{NoPreRead: true})
+	c := newCard(t, "medecin", virtual.Behaviour{})
+	_ = tr.Insert("R", clCard{c})
+	ctx := context.Background()
+	for name, op := range map[string]func() error{
+		"sign":       func() error { _, err := eng.Sign(ctx, "R", []byte("x"), pins(t).fn); return err },
+		"change-pin": func() error { return eng.ChangePIN(ctx, "R", pins(t).fn) },
+		"unblock":    func() error { return eng.Unblock(ctx, "R", pins(t).fn) },
+	} {
+		if err := op(); !errors.Is(err, card.ErrNotPermitted) {
+			t.Fatalf("%s over contactless: %v", name, err)
+		}
+	}
+	if n := tr.Transmits(); n != 0 {
+		t.Fatalf("%d APDUs sent before refusing", n)
+	}
+	d, err := eng.Card(ctx, "R")
+	if err != nil || d.Generation != cps.GenerationCPS3CL {
+		t.Fatalf("identity over contactless: %+v, %v", d, err)
+	}
+	if _, err := eng.Authenticate(ctx, "R", []byte{1, 2, 3}, pins(t, virtual.DefaultPIN).fn); err != nil {
+		t.Fatalf("authenticate over contactless: %v", err)
+	}
+}

@@ -212,9 +212,6 @@ func (e *Engine) Sign(ctx context.Context, reader string, toBeSigned []byte, pin
 	msg := append([]byte(nil), toBeSigned...)
 	var value []byte
 	res, err := e.pinOperation(ctx, reader, "sign", pin, []PINKind{KindPIN}, func(tx *txn, secrets [][]byte) error {
-		if tx.ctype.Contactless {
-			return translate(fmt.Errorf("%w: no signature over the contactless interface", cps.ErrNotPermitted))
-		}
 		var err error
 		value, err = tx.profile.Sign(tx.ch, secrets[0], msg)
 		return err
@@ -300,12 +297,19 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 	if err != nil {
 		return res, err
 	}
+	if tx1.ctype.Contactless && op != "authenticate" {
+		// The Cryptolib allows no signature or PIN management over the
+		// contactless interface (card-cpx.md §1): refuse before any APDU.
+		tx1.end()
+		return res, fmt.Errorf("%w: %s over the contactless interface", ErrNotPermitted, op)
+	}
 	state, insertion, err := e.prepare(tx1, name, kinds[0], res)
 	tx1.end()
 	res.stats.add(tx1)
 	if err != nil {
 		return res, err
 	}
+
 	if state.Blocked {
 		if kinds[0] == KindPUK {
 			return res, ErrPUKBlocked

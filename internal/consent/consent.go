@@ -3,8 +3,8 @@
 //
 // # Lists, strongest first
 //
-//  1. The machine policy (see [Policy]): its deniedOrigins are refused, always,
-//     without a dialog; its allowedOrigins are allowed.
+//  1. The machine policy (see [Policy]): its denyOrigins are refused, always,
+//     without a dialog; its allowOrigins are allowed.
 //  2. When the policy forbids user additions, nothing else counts: every other
 //     origin is refused without a dialog.
 //  3. The static allow-list (the user's configuration file and --allow-origin).

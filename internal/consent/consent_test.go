@@ -459,7 +459,7 @@ func TestPolicyFile(t *testing.T) {
 	if err != nil || p.Present || !p.UserAdditionsAllowed() {
 		t.Fatalf("missing: %+v, %v", p, err)
 	}
-	p, err = LoadPolicy(write(`{"allowedOrigins":["HTTPS://A.example:443","https://a.example"],"deniedOrigins":["http://b.example:8080"],"allowUserAdditions":false}`))
+	p, err = LoadPolicy(write(`{"allowOrigins":["HTTPS://A.example:443","https://a.example"],"denyOrigins":["http://b.example:8080"],"allowUserOrigins":false}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,11 +467,12 @@ func TestPolicyFile(t *testing.T) {
 		t.Fatalf("policy = %+v", p)
 	}
 	for _, bad := range []string{
-		`{"allowedOrigins":["https://a.example"],"allowUserAddition":false}`, // typo
-		`{"allowedOrigins":["https://a.example/"]}`,
+		`{"allowOrigins":["https://a.example"],"allowUserOrigin":false}`, // typo
+		`{"allowedOrigins":["https://a.example"]}`,                       // another product's key
+		`{"allowOrigins":["https://a.example/"]}`,
 		`not json`,
 		`{} {}`,
-		`{"allowUserAdditions":"no"}`,
+		`{"allowUserOrigins":"no"}`,
 	} {
 		p, err := LoadPolicy(write(bad))
 		if !errors.Is(err, ErrBadPolicy) {

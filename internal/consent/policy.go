@@ -20,22 +20,25 @@ import (
 // Example:
 //
 //	{
-//	  "allowedOrigins": ["https://portail.example.fr"],
-//	  "deniedOrigins": ["https://ancien-portail.example.fr"],
-//	  "allowUserAdditions": false
+//	  "allowOrigins": ["https://portail.example.fr"],
+//	  "denyOrigins": ["https://ancien-portail.example.fr"],
+//	  "allowUserOrigins": false
 //	}
 //
-// The policy beats the user: a denied origin is refused without a dialog even
-// if the user or the user's configuration allowed it; with
-// "allowUserAdditions": false only the policy's allowedOrigins may use the
-// agent: the user's configuration allow-list and "always" list are ignored
-// and no consent dialog is ever shown.
+// (the key names follow config.json's "allowOrigins"). The policy beats the
+// user: a denied origin is refused without a dialog even if the user or the
+// user's configuration allowed it; with "allowUserOrigins": false only the
+// policy's allowOrigins may use the agent: the user's configuration
+// allow-list and "always" list are ignored and no consent dialog is ever
+// shown. Unknown keys make the file unusable (fail-closed), so that a typo
+// never opens the machine.
 type Policy struct {
-	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
-	DeniedOrigins  []string `json:"deniedOrigins,omitempty"`
-	// AllowUserAdditions: absent or true lets the user (consent dialog,
-	// configuration file, --allow-origin) allow more origins.
-	AllowUserAdditions *bool `json:"allowUserAdditions,omitempty"`
+	AllowedOrigins []string `json:"allowOrigins,omitempty"`
+	DeniedOrigins  []string `json:"denyOrigins,omitempty"`
+	// AllowUserAdditions ("allowUserOrigins"): absent or true lets the user
+	// (consent dialog, configuration file, --allow-origin) allow more
+	// origins.
+	AllowUserAdditions *bool `json:"allowUserOrigins,omitempty"`
 
 	// Path is the file it was read from ("" when there is none).
 	Path string `json:"-"`
@@ -104,10 +107,10 @@ func ParsePolicy(data []byte) (Policy, error) {
 	}
 	var err error
 	if p.AllowedOrigins, err = normalizeAll(p.AllowedOrigins); err != nil {
-		return Policy{}, fmt.Errorf("allowedOrigins: %w", err)
+		return Policy{}, fmt.Errorf("allowOrigins: %w", err)
 	}
 	if p.DeniedOrigins, err = normalizeAll(p.DeniedOrigins); err != nil {
-		return Policy{}, fmt.Errorf("deniedOrigins: %w", err)
+		return Policy{}, fmt.Errorf("denyOrigins: %w", err)
 	}
 	return p, nil
 }

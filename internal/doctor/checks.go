@@ -423,12 +423,12 @@ func checkPolicy(d Deps) Check {
 		return c
 	}
 	for _, o := range p.AllowedOrigins {
-		c.Facts = append(c.Facts, "allowedOrigins: "+o)
+		c.Facts = append(c.Facts, "allowOrigins: "+o)
 	}
 	for _, o := range p.DeniedOrigins {
-		c.Facts = append(c.Facts, "deniedOrigins: "+o)
+		c.Facts = append(c.Facts, "denyOrigins: "+o)
 	}
-	c.Facts = append(c.Facts, fmt.Sprintf("allowUserAdditions: %v", p.UserAdditionsAllowed()))
+	c.Facts = append(c.Facts, fmt.Sprintf("allowUserOrigins: %v", p.UserAdditionsAllowed()))
 	c.Status, c.Detail = OK, msg(i18n.DoctorPolicyOK, len(p.AllowedOrigins), len(p.DeniedOrigins))
 	if !p.UserAdditionsAllowed() {
 		c.Detail = msg(i18n.DoctorPolicyLocked, len(p.AllowedOrigins), len(p.DeniedOrigins))

@@ -303,11 +303,11 @@ func TestPolicyAndConfigChecks(t *testing.T) {
 	if c := checkPolicy(Deps{PolicyPath: pol}); c.Status != OK || c.Detail.Key != i18n.DoctorPolicyNone {
 		t.Fatalf("none: %+v", c)
 	}
-	os.WriteFile(pol, []byte(`{"allowedOrigins":["https://a.fr"],"allowUserAdditions":false}`), 0o644)
+	os.WriteFile(pol, []byte(`{"allowOrigins":["https://a.fr"],"allowUserOrigins":false}`), 0o644)
 	if c := checkPolicy(Deps{PolicyPath: pol}); c.Status != OK || c.Detail.Key != i18n.DoctorPolicyLocked {
 		t.Fatalf("locked: %+v", c)
 	}
-	os.WriteFile(pol, []byte(`{"allowedOrigin":["https://a.fr"]}`), 0o644)
+	os.WriteFile(pol, []byte(`{"allowOrigin":["https://a.fr"]}`), 0o644)
 	if c := checkPolicy(Deps{PolicyPath: pol}); c.Status != Fail || !strings.Contains(c.Detail.In(i18n.FR), "mode fermé") {
 		t.Fatalf("bad: %+v", c)
 	}

@@ -1,8 +1,13 @@
 package i18n
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -34,14 +39,43 @@ func TestCatalogueComplete(t *testing.T) {
 	}
 }
 
-// TestKeysDeclaredAreInCatalogue guards against a key constant added without
-// a text: every Key constant in catalogue.go's const block must have texts.
-// (A missing key would print as its own name.)
+// TestKeysDeclaredAreInCatalogue parses the package and checks that every
+// constant of type Key has texts (a key added without texts would print as
+// its own name).
 func TestKeysDeclaredAreInCatalogue(t *testing.T) {
-	for _, k := range []Key{ConsentOperation, TrayStatusReady, PINWrong, PUKBlocked, OpSign, TrayAboutText} {
-		if T(FR, k) == string(k) || T(EN, k) == string(k) {
-			t.Errorf("%s not in the catalogue", k)
+	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Files {
+			for _, d := range f.Decls {
+				gd, ok := d.(*ast.GenDecl)
+				if !ok || gd.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					vs := spec.(*ast.ValueSpec)
+					if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Key" {
+						continue
+					}
+					for i, name := range vs.Names {
+						lit := vs.Values[i].(*ast.BasicLit)
+						key, _ := strconv.Unquote(lit.Value)
+						n++
+						if _, _, ok := Text(Key(key)); !ok {
+							t.Errorf("%s (%q) has no text in the catalogue", name.Name, key)
+						}
+					}
+				}
+			}
 		}
+	}
+	if n != len(Keys()) {
+		t.Errorf("%d Key constants, %d catalogue entries: an entry without a constant, or a duplicate key", n, len(Keys()))
 	}
 	if got := T(FR, Key("no.such.key")); got != "no.such.key" {
 		t.Errorf("unknown key printed as %q", got)

@@ -491,3 +491,32 @@ func FuzzParseCDF(f *testing.F) {
 		}
 	})
 }
+
+func FuzzEncodePIN(f *testing.F) {
+	f.Add([]byte("1234"), uint8(4), false, uint8(0))
+	f.Add([]byte("12345678"), uint8(8), true, uint8(8))
+	f.Add([]byte("12a4"), uint8(4), false, uint8(0))
+	f.Fuzz(func(t *testing.T, pin []byte, digits uint8, bcd bool, pad uint8) {
+		q := DefaultQuirks()
+		if bcd {
+			q.PINEncoding = "bcd"
+		}
+		q.PINPadLength, q.PINPadByte = int(pad%17), 0xFF
+		out, err := EncodePIN(q, pin, int(digits%17))
+		if err != nil {
+			if !errors.Is(err, ErrPINFormat) {
+				t.Fatalf("error %v is not ErrPINFormat", err)
+			}
+			return
+		}
+		if err := CheckPIN(pin, int(digits%17)); err != nil {
+			t.Fatalf("encoded a PIN CheckPIN refuses: %v", err)
+		}
+		if len(out) < q.PINPadLength {
+			t.Fatalf("not padded: %d < %d", len(out), q.PINPadLength)
+		}
+		if !bcd && !bytes.Equal(out[:len(pin)], pin) {
+			t.Fatalf("ASCII encoding changed the digits")
+		}
+	})
+}
