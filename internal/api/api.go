@@ -96,7 +96,7 @@ type Server struct {
 	baseCancel context.CancelCauseFunc
 
 	mu      sync.Mutex
-	wsConns sync.WaitGroup
+	active  sync.WaitGroup // handlers running (WebSockets included)
 	nWS     atomic.Int64
 	nOps    atomic.Int64
 }

@@ -86,9 +86,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 		s.log.Debug("websocket accept failed", logging.Err(err))
 		return
 	}
-	s.wsConns.Add(1)
 	s.nWS.Add(1)
-	defer s.wsConns.Done()
 	defer s.nWS.Add(-1)
 	defer c.CloseNow()
 	c.SetReadLimit(wsReadLimit)
@@ -106,9 +104,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 		return
 	}
 
+	// The reader gets its own context, ended only when this handler
+	// returns: coder/websocket drops the connection when a Read's context
+	// ends, which would race with the 1001 close frame at shutdown.
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
 	pongs := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
-	go func() { readErr <- s.wsReadLoop(ctx, c, pongs) }()
+	go func() { readErr <- s.wsReadLoop(readCtx, c, pongs) }()
 
 	for {
 		select {
@@ -121,6 +124,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 				continue
 			}
 			if err := s.wsWrite(ctx, c, ev); err != nil {
+				s.log.Debug("DBG event write failed", logging.Err(err), logging.Event(string(ev.Type)))
 				return
 			}
 		case <-pongs:
@@ -135,7 +139,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 			s.log.Debug("websocket closed", logging.Origin(origin), logging.Err(err))
 			return
 		case <-ctx.Done():
-			c.Close(websocket.StatusGoingAway, "agent shutting down")
+			err := c.Close(websocket.StatusGoingAway, "agent shutting down")
+			s.log.Debug("DBG closed", logging.Err(err))
 			return
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cpsagent/cpsagent/internal/logging"
 )
 
@@ -52,6 +54,10 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // Host, Origin (+ CORS, preflight), route, method, query, Content-Type,
 // body size. The handlers then decode the body strictly.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// Run waits for every handler, hijacked WebSockets included, up to
+	// the end of its access-log line.
+	s.active.Add(1)
+	defer s.active.Done()
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	w = rec
@@ -64,8 +70,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/status" && rec.status == http.StatusOK {
 			lvl = s.log.Debug
 		}
-		lvl("request", logging.Method(r.Method), logging.Path(r.URL.Path), logging.Origin(origin),
-			logging.Status(rec.status), logging.Code(rec.code), logging.Elapsed(time.Since(start)))
+		fields := []zap.Field{logging.Method(r.Method), logging.Path(r.URL.Path), logging.Origin(origin),
+			logging.Status(rec.status), logging.Elapsed(time.Since(start))}
+		if rec.code != "" {
+			fields = append(fields, logging.Code(rec.code))
+		}
+		lvl("request", fields...)
 	}()
 
 	h := w.Header()

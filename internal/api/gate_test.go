@@ -35,11 +35,11 @@ func TestSec08_HostRebinding(t *testing.T) {
 		"0.0.0.0",
 		"[::]:47180",
 		"",
-		"127.0.0.1",          // no port
-		"127.0.0.1:47181",    // other port
-		"127.0.0.1:047180",   // non-canonical port
-		"localhost:47180.",   // trailing junk
-		"127.0.0.2:47180",    // loopback, but not the agent's name
+		"127.0.0.1",        // no port
+		"127.0.0.1:47181",  // other port
+		"127.0.0.1:047180", // non-canonical port
+		"localhost:47180.", // trailing junk
+		"127.0.0.2:47180",  // loopback, but not the agent's name
 		"[::ffff:127.0.0.1]:47180",
 		"localhost:47180 ",
 		"evil.example",

@@ -99,11 +99,11 @@ func (s *Server) Run(ctx context.Context, lns []net.Listener, tlsConfig *tls.Con
 		_ = srv.Close()
 	}
 	done := make(chan struct{})
-	go func() { s.wsConns.Wait(); close(done) }()
+	go func() { s.active.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-shCtx.Done():
-		s.log.Warn("event streams still open after the shutdown timeout")
+		s.log.Warn("handlers still running after the shutdown timeout")
 	}
 	wg.Wait()
 	return runErr

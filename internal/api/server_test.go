@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -238,7 +239,8 @@ func TestEvents(t *testing.T) {
 	go l.stop()
 	_, _, err = c.Read(ctx)
 	if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
-		t.Fatalf("close status %v (%v)", s, err)
+		logb, _ := os.ReadFile(h.logPath)
+		t.Fatalf("close status %v (%v)\n%s", s, err, logb)
 	}
 }
 
@@ -307,7 +309,9 @@ func TestSec19_WebSocketAbuse(t *testing.T) {
 			return w.Close()
 		}, websocket.StatusMessageTooBig},
 		{"binary", func(c *websocket.Conn) error { return c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}) }, websocket.StatusUnsupportedData},
-		{"invalid utf-8", func(c *websocket.Conn) error { return c.Write(ctx, websocket.MessageText, []byte("{\"type\":\"\xff\"}")) }, websocket.StatusInvalidFramePayloadData},
+		{"invalid utf-8", func(c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte("{\"type\":\"\xff\"}"))
+		}, websocket.StatusInvalidFramePayloadData},
 		{"unknown type", func(c *websocket.Conn) error { return c.Write(ctx, websocket.MessageText, []byte(`{"type":"sign"}`)) }, websocket.StatusPolicyViolation},
 		{"extra field", func(c *websocket.Conn) error {
 			return c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","pin":"1234"}`))

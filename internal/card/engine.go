@@ -127,9 +127,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.runCtx = ctx
 	e.mu.Unlock()
 	err := e.t.Watch(ctx, e.handle)
+	// No new background read may start once runCtx is nil; then wait for
+	// the running ones (they stop with ctx).
+	e.mu.Lock()
+	e.runCtx = nil
+	e.mu.Unlock()
 	e.bg.Wait()
 	e.mu.Lock()
-	e.running, e.monitoring, e.runCtx = false, false, nil
+	e.running, e.monitoring = false, false
 	for _, s := range e.slots {
 		// Without the monitor nothing says what is in the readers any more.
 		s.seen, s.present, s.reported = false, false, ""

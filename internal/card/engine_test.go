@@ -25,6 +25,9 @@ type engineCase struct {
 	name      string
 	noPreRead bool
 	run       func(t *testing.T, r *rig)
+	// card, when set, is the [?] behaviour of the virtual card; the engine
+	// then runs with the matching quirks.
+	card *virtual.Behaviour
 }
 
 func TestEngine(t *testing.T) {
@@ -32,7 +35,11 @@ func TestEngine(t *testing.T) {
 		t.Run(l.name, func(t *testing.T) {
 			for _, c := range engineCases {
 				t.Run(c.name, func(t *testing.T) {
-					r := l.setup(t, rigOptions{noPreRead: c.noPreRead})
+					o := rigOptions{noPreRead: c.noPreRead}
+					if c.card != nil {
+						o.quirks = c.card.AgentQuirks()
+					}
+					r := l.setup(t, o)
 					c.run(t, r)
 				})
 			}
@@ -85,7 +92,7 @@ var engineCases = []engineCase{
 			t.Fatalf("warm identity read: %q, want the serial read only", cmds)
 		}
 		t.Logf("%s: cold identity read %d APDUs, warm %d", r.leg, cold, len(cmds))
-	}},
+	}, nil},
 
 	{"identity announced after insertion", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "infirmier", virtual.Behaviour{})
@@ -119,7 +126,7 @@ var engineCases = []engineCase{
 		if _, err := r.eng.Card(context.Background(), ""); !errors.Is(err, card.ErrNoCard) {
 			t.Fatalf("Card with no card = %v", err)
 		}
-	}},
+	}, nil},
 
 	{"authenticate", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -158,7 +165,7 @@ var engineCases = []engineCase{
 		if _, err := r.eng.Authenticate(context.Background(), r.reader, make([]byte, 103), pins(t).fn); !errors.Is(err, card.ErrInvalidInput) {
 			t.Fatalf("103 bytes: %v", err)
 		}
-	}},
+	}, nil},
 
 	{"sign", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -189,7 +196,7 @@ var engineCases = []engineCase{
 		if st.Signatures != 6 || st.Resets < 6 {
 			t.Fatalf("card stats %+v", st)
 		}
-	}},
+	}, nil},
 
 	{"sign verified by openssl", false, func(t *testing.T, r *rig) {
 		bin, err := exec.LookPath("openssl")
@@ -229,7 +236,7 @@ var engineCases = []engineCase{
 		if out, err := exec.Command(bin, "dgst", "-sha256", "-verify", pub, "-signature", sigPath, msgPath).CombinedOutput(); err == nil {
 			t.Fatalf("openssl accepted a modified message: %s", out)
 		}
-	}},
+	}, nil},
 
 	{"wrong PIN until blocked", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -276,7 +283,7 @@ var engineCases = []engineCase{
 		if err != nil || !st.Blocked || st.TriesLeft != 0 || st.PUKTriesLeft != 10 || st.PUKBlocked {
 			t.Fatalf("PINStatus = %+v, %v", st, err)
 		}
-	}},
+	}, nil},
 
 	{"PIN format refused before any APDU", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -304,7 +311,7 @@ var engineCases = []engineCase{
 		if err := r.eng.Unblock(context.Background(), r.reader, p.fn); !errors.Is(err, card.ErrPINFormat) || len(p.requests()) != 1 {
 			t.Fatalf("short PUK: %v after %d prompts", err, len(p.requests()))
 		}
-	}},
+	}, nil},
 
 	{"cancel in the PIN prompt", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -323,7 +330,7 @@ var engineCases = []engineCase{
 		if _, err := r.eng.Sign(context.Background(), r.reader, []byte("doc"), pins(t, virtual.DefaultPIN).fn); err != nil {
 			t.Fatal(err)
 		}
-	}},
+	}, nil},
 
 	{"card pulled between PSO HASH and PSO CDS", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -352,7 +359,7 @@ var engineCases = []engineCase{
 		if sig.Serial != agentSerial(c) {
 			t.Fatalf("signed by %s", sig.Serial)
 		}
-	}},
+	}, nil},
 
 	{"card swapped during the PIN prompt", false, func(t *testing.T, r *rig) {
 		a := newCard(t, "medecin", virtual.Behaviour{})
@@ -379,7 +386,7 @@ var engineCases = []engineCase{
 		if err != nil || sig.Serial != agentSerial(b) {
 			t.Fatalf("sign on the new card: %+v, %v", sig, err)
 		}
-	}},
+	}, nil},
 
 	{"change PIN", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -407,7 +414,7 @@ var engineCases = []engineCase{
 		if st := c.Stats(); st.PINChanges != 1 {
 			t.Fatalf("%d changes", st.PINChanges)
 		}
-	}},
+	}, nil},
 
 	{"unblock with the PUK", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -461,7 +468,35 @@ var engineCases = []engineCase{
 		if st, _ := r.eng.PINStatus(ctx, r.reader); !st.PUKBlocked || st.PUKTriesLeft != 0 {
 			t.Fatalf("status %+v", st)
 		}
-	}},
+	}, nil},
+
+	{"quirks: BCD PIN padded to 8, 69 83 on the last try", false, func(t *testing.T, r *rig) {
+		b := quirkyCard
+		c := newCard(t, "medecin", b)
+		r.insert(c)
+		ctx := context.Background()
+		if _, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t, virtual.DefaultPIN).fn); err != nil {
+			t.Fatalf("BCD PIN: %v", err)
+		}
+		if !hasCommand(r.trace.commands(), "00 20 00 01 08 ** ** ** ** ** ** ** **") {
+			t.Fatalf("VERIFY is not 8 bytes long: %q", r.trace.commands())
+		}
+		var wrong *card.WrongPINError
+		for want := 2; want >= 1; want-- {
+			if _, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t, "0000").fn); !errors.As(err, &wrong) || wrong.TriesLeft != want {
+				t.Fatalf("wrong PIN: %v", err)
+			}
+		}
+		if _, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t, "0000").fn); !errors.Is(err, card.ErrPINBlocked) {
+			t.Fatalf("last try (69 83): %v", err)
+		}
+		if err := r.eng.Unblock(ctx, r.reader, pins(t, virtual.DefaultPUK, "2468").fn); err != nil {
+			t.Fatalf("unblock with a BCD PUK: %v", err)
+		}
+		if _, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t, "2468").fn); err != nil {
+			t.Fatalf("new BCD PIN: %v", err)
+		}
+	}, &quirkyCard},
 
 	{"one operation at a time", false, func(t *testing.T, r *rig) {
 		c := newCard(t, "medecin", virtual.Behaviour{})
@@ -508,5 +543,10 @@ var engineCases = []engineCase{
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-	}},
+	}, nil},
 }
+
+// quirkyCard flips the unconfirmed PIN facts (card-cpx.md §3, §8): BCD
+// digits padded with FF to 8 bytes, and 69 83 for the VERIFY that uses the
+// last try.
+var quirkyCard = virtual.Behaviour{PINEncoding: "bcd", PINPadLength: 8, PINPadByte: 0xFF, ThirdWrongPIN: "6983"}

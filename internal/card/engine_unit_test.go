@@ -2,6 +2,9 @@ package card_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -283,35 +286,47 @@ func TestSlowSubscriber(t *testing.T) {
 }
 
 func TestPKCS15Fallback(t *testing.T) {
-	tr := memreader.New("R")
-	var cmds []string
-	var mu sync.Mutex
-	eng := card.New(tr, card.Options{NoPreRead: true, Trace: func(_, l string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if strings.HasPrefix(l, "> ") {
-			cmds = append(cmds, l[2:])
-		}
-	}})
 	// Certificates at other FIDs than the default quirks say: the default
-	// paths answer 6A 82 and the engine follows ODF → CDF.
-	c := newCard(t, "medecin", virtual.Behaviour{AuthCertFID: 0xB001, SignCertFID: 0xB002})
-	_ = tr.Insert("R", c)
-	d, err := eng.Card(context.Background(), "R")
-	if err != nil {
-		t.Fatal(err)
+	// paths answer 6A 82 and the engine follows ODF → CDF. Also with the
+	// other [?] transport behaviours of the card: READ BINARY past the end
+	// answering 6C xx, and data returned without 61 xx (T=1-like reader).
+	for name, b := range map[string]virtual.Behaviour{
+		"default":         {AuthCertFID: 0xB001, SignCertFID: 0xB002},
+		"6C past the end": {AuthCertFID: 0xB001, SignCertFID: 0xB002, ReadPastEOF: "6C"},
+		"no GET RESPONSE": {AuthCertFID: 0xB001, SignCertFID: 0xB002, Transport: "t1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tr := memreader.New("R")
+			var cmds []string
+			var mu sync.Mutex
+			eng := card.New(tr, card.Options{NoPreRead: true, Trace: func(_, l string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if strings.HasPrefix(l, "> ") {
+					cmds = append(cmds, l[2:])
+				}
+			}})
+			c := newCard(t, "medecin", b)
+			_ = tr.Insert("R", c)
+			d, err := eng.Card(context.Background(), "R")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.AuthCert.KeyUsage == d.SignCert.KeyUsage || d.Identity == nil {
+				t.Fatalf("certificates mixed up: %v / %v", d.AuthCert.KeyUsage, d.SignCert.KeyUsage)
+			}
+			if _, err := eng.Sign(context.Background(), "R", []byte("x"), pins(t, virtual.DefaultPIN).fn); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, want := range []string{"00 A4 09 0C 06 3F 00 00 01 A0 01", "00 A4 09 0C 06 3F 00 00 01 50 31", "00 A4 09 0C 06 3F 00 00 01 B0 01", "00 A4 09 0C 06 3F 00 00 01 B0 02"} {
+				if !hasCommand(cmds, want) {
+					t.Errorf("no %s in %q", want, cmds)
+				}
+			}
+		})
 	}
-	if d.AuthCert.KeyUsage == d.SignCert.KeyUsage || d.Identity == nil {
-		t.Fatalf("certificates mixed up: %v / %v", d.AuthCert.KeyUsage, d.SignCert.KeyUsage)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, want := range []string{"00 A4 09 0C 06 3F 00 00 01 A0 01", "00 A4 09 0C 06 3F 00 00 01 50 31", "00 A4 09 0C 06 3F 00 00 01 B0 01", "00 A4 09 0C 06 3F 00 00 01 B0 02"} {
-		if !hasCommand(cmds, want) {
-			t.Errorf("no %s in %q", want, cmds)
-		}
-	}
-	t.Logf("identity read through PKCS#15: %d APDUs", len(cmds))
 }
 
 // TestNoSecretInLogsOrTrace runs PIN operations with distinctive codes and
@@ -395,5 +410,45 @@ func TestContactless(t *testing.T) {
 	}
 	if _, err := eng.Authenticate(ctx, "R", []byte{1, 2, 3}, pins(t, virtual.DefaultPIN).fn); err != nil {
 		t.Fatalf("authenticate over contactless: %v", err)
+	}
+}
+
+func TestVerifyInMFQuirk(t *testing.T) {
+	tr := memreader.New("R")
+	q := cps.DefaultQuirks()
+	q.VerifyInMF = true
+	eng := card.New(tr, card.Options{Quirks: q, NoPreRead: true})
+	_ = tr.Insert("R", newCard(t, "medecin", virtual.Behaviour{}))
+	ctx := context.Background()
+	if _, err := eng.Card(ctx, "R"); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := eng.Sign(ctx, "R", []byte("x"), pins(t, virtual.DefaultPIN).fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SELECT MF + VERIFY status | SELECT MF, VERIFY, SELECT DF, HT, DST, HASH, CDS, GET RESPONSE.
+	if sig.APDUs != 10 {
+		t.Fatalf("sign with VerifyInMF: %d APDUs, want 10", sig.APDUs)
+	}
+}
+
+func TestSignEmptyMessageWhenTheCardRefusesAnEmptyTail(t *testing.T) {
+	tr := memreader.New("R")
+	eng := card.New(tr, card.Options{NoPreRead: true})
+	_ = tr.Insert("R", newCard(t, "medecin", virtual.Behaviour{RejectEmptyHashTail: true}))
+	if _, err := eng.Card(context.Background(), "R"); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := eng.Sign(context.Background(), "R", nil, pins(t, virtual.DefaultPIN).fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(nil)
+	if err := rsa.VerifyPKCS1v15(sig.Certificate.PublicKey.(*rsa.PublicKey), crypto.SHA256, h[:], sig.Value); err != nil {
+		t.Fatal(err)
+	}
+	if sig.APDUs != 8 { // the refused PSO HASH takes the place of nothing: CDS carries the hash
+		t.Fatalf("%d APDUs", sig.APDUs)
 	}
 }

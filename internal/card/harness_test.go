@@ -1,7 +1,6 @@
 package card_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,6 +149,7 @@ func memRig(t *testing.T, o rigOptions) *rig {
 
 func pcscRig(t *testing.T, o rigOptions) *rig {
 	addr, reader := pcsctest.Require(t)
+	pcsctest.LockSlot(t, addr)
 	tr := pcsc.New(pcsc.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	t.Cleanup(func() { _ = tr.Close() })
 	eng, tl := newEngine(t, tr, o, func(n string) bool { return n == reader })
@@ -185,6 +185,15 @@ func pcscRig(t *testing.T, o rigOptions) *rig {
 	r.pullFn = func(p func([]byte) bool) { pred.Store(&p) }
 	startRig(t, r)
 	r.waitEvent(card.EventReaderAdded, reader)
+	// A card left by the previous user of the slot (another test process)
+	// may still be seen until pcscd's next presence poll.
+	if rs, err := tr.Readers(context.Background()); err == nil {
+		for _, st := range rs {
+			if st.Name == reader && st.CardPresent {
+				r.waitEvent(card.EventCardRemoved, reader)
+			}
+		}
+	}
 	t.Cleanup(func() {
 		if client != nil {
 			r.remove()
@@ -242,7 +251,7 @@ var serialSeq atomic.Int64
 // byte — the Cryptolib rule — so the serials differ in their first 8 digits;
 // the ready-made identities' serials 99213845 01/02/03 would all read as
 // 99213845.)
-func newCard(t *testing.T, name string, b virtual.Behaviour) *virtual.Card {
+func newCard(t testing.TB, name string, b virtual.Behaviour) *virtual.Card {
 	t.Helper()
 	cfg, err := virtual.Identity(name)
 	if err != nil {
@@ -310,5 +319,3 @@ func hasCommand(cmds []string, prefix string) bool {
 func isCmd(ins, p1 byte) func([]byte) bool {
 	return func(cmd []byte) bool { return len(cmd) >= 4 && cmd[1] == ins && cmd[2] == p1 }
 }
-
-var _ = bytes.Equal

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cpsagent/cpsagent/internal/card"
-	"github.com/cpsagent/cpsagent/internal/card/memreader"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc/pcsctest"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
@@ -30,6 +30,7 @@ func TestPCSCDRestart(t *testing.T) {
 		t.Skipf("SKIP: %s is not 1", pcsctest.EnvRestartOK)
 	}
 	addr, reader := pcsctest.RequireExclusive(t)
+	pcsctest.LockSlot(t, addr)
 	tr := pcsc.New(pcsc.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	defer tr.Close()
 	eng := card.New(tr, card.Options{
@@ -239,20 +240,23 @@ func openSCColdRead(t *testing.T, r *rig) int {
 }
 
 // BenchmarkOperations reports APDUs and time per operation over pcscd
-// (run with -bench Operations; needs pcscd and vpcd).
+// (go test -run X -bench Operations ./internal/card; needs pcscd and vpcd).
+// APDUs are counted by the engine (trace lines / Signature.APDUs).
 func BenchmarkOperations(b *testing.B) {
 	addr, reader := pcsctest.Require(b)
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	c := newCard(&testing.T{}, "medecin", virtual.Behaviour{})
+	pcsctest.LockSlot(b, addr)
+	c := newCard(b, "medecin", virtual.Behaviour{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &virtual.VPCDClient{Addr: addr, Card: c, Dial: pcsctest.Dial}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = cl.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	// Wait for the insertion with a monitor-driven engine, then measure
-	// with engines without a monitor (no automatic read).
-	watcher := card.New(tr, card.Options{NoPreRead: true, ReaderFilter: func(n string) bool { return n == reader }})
+
+	// Wait for the insertion with a monitoring engine (no automatic read),
+	// then measure with engines of their own.
+	wt := pcsc.New(pcsc.Options{})
+	defer wt.Close()
+	watcher := card.New(wt, card.Options{NoPreRead: true, ReaderFilter: func(n string) bool { return n == reader }})
 	evs, unsub := watcher.Subscribe()
 	defer unsub()
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -264,61 +268,57 @@ func BenchmarkOperations(b *testing.B) {
 			break
 		}
 	}
-	pin := func(context.Context, card.PINRequest) ([]byte, error) { return []byte(virtual.DefaultPIN), nil }
-	fresh := func() *card.Engine { return card.New(pcsc.New(pcsc.Options{}), card.Options{}) }
-	bench := func(name string, setup func() *card.Engine, op func(*card.Engine) int) {
-		b.Run(name, func(b *testing.B) {
-			eng := setup()
-			apdus := 0
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				if name == "cold-identity" {
-					eng = setup()
-				}
-				b.StartTimer()
-				apdus = op(eng)
+
+	var commands atomic.Int64
+	newEngine := func() (*card.Engine, func()) {
+		tr := pcsc.New(pcsc.Options{})
+		e := card.New(tr, card.Options{Trace: func(_, l string) {
+			if strings.HasPrefix(l, "> ") {
+				commands.Add(1)
 			}
-			b.ReportMetric(float64(apdus), "APDUs/op")
-		})
+		}})
+		return e, func() { _ = tr.Close() }
 	}
-	count := func(eng *card.Engine, f func() error) int {
-		n := 0
-		_ = eng
-		before := c.Stats().APDUs
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-		n = int(c.Stats().APDUs - before)
-		return n
-	}
-	bench("cold-identity", fresh, func(e *card.Engine) int {
-		return count(e, func() error { _, err := e.Card(context.Background(), reader); return err })
-	})
-	warm := func() *card.Engine {
-		e := fresh()
+	pin := func(context.Context, card.PINRequest) ([]byte, error) { return []byte(virtual.DefaultPIN), nil }
+	identity := func(e *card.Engine) {
 		if _, err := e.Card(context.Background(), reader); err != nil {
 			b.Fatal(err)
 		}
-		return e
 	}
-	bench("warm-identity", warm, func(e *card.Engine) int {
-		return count(e, func() error { _, err := e.Card(context.Background(), reader); return err })
-	})
-	bench("warm-authenticate", warm, func(e *card.Engine) int {
-		s, err := e.Authenticate(context.Background(), reader, make([]byte, 51), pin)
-		if err != nil {
+	run := func(name string, warm bool, op func(*card.Engine)) {
+		b.Run(name, func(b *testing.B) {
+			e, closeE := newEngine()
+			if warm {
+				identity(e)
+			}
+			var apdus int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if !warm && i > 0 {
+					b.StopTimer()
+					closeE()
+					e, closeE = newEngine()
+					b.StartTimer()
+				}
+				before := commands.Load()
+				op(e)
+				apdus = commands.Load() - before
+			}
+			b.StopTimer()
+			closeE()
+			b.ReportMetric(float64(apdus), "APDUs/op")
+		})
+	}
+	run("cold-identity", false, identity)
+	run("warm-identity", true, identity)
+	run("warm-authenticate", true, func(e *card.Engine) {
+		if _, err := e.Authenticate(context.Background(), reader, make([]byte, 51), pin); err != nil {
 			b.Fatal(err)
 		}
-		return s.APDUs
 	})
-	bench("warm-sign", warm, func(e *card.Engine) int {
-		s, err := e.Sign(context.Background(), reader, make([]byte, 1000), pin)
-		if err != nil {
+	run("warm-sign", true, func(e *card.Engine) {
+		if _, err := e.Sign(context.Background(), reader, make([]byte, 1000), pin); err != nil {
 			b.Fatal(err)
 		}
-		return s.APDUs
 	})
 }
-
-var _ = memreader.New

@@ -4,9 +4,10 @@
 // independent of the agent's own code.
 //
 // Tests that talk to pcscd through vpcd slot 0 (127.0.0.1:35963, reader
-// "Virtual PCD 00 00") must hold LockVPCDSlot0 for their whole duration:
-// `go test ./...` runs packages in parallel processes, and two virtual
-// cards on one vpcd slot disconnect each other.
+// "Virtual PCD 00 00") must hold LockPCSCD (shared; exclusive to restart
+// pcscd) and then LockVPCDSlot0 for their whole duration: `go test ./...`
+// runs packages in parallel processes, and two virtual cards on one vpcd
+// slot disconnect each other.
 package testutil
 
 import (
@@ -23,6 +24,9 @@ const (
 	VPCDSlot0Reader = "Virtual PCD 00 00"
 	// VPCDSlot0Lock is the lock file shared by every package's tests.
 	VPCDSlot0Lock = "/tmp/cpsagent-vpcd-slot0.lock"
+	// PCSCDLock is held shared by tests using pcscd and exclusively by a
+	// test that restarts it (same file as internal/card/pcsc/pcsctest).
+	PCSCDLock = "/tmp/cpsagent-pcscd.lock"
 )
 
 // PCSCDSocket is pcsc-lite's client socket on Linux.

@@ -58,7 +58,10 @@ type proc struct {
 	err    error
 }
 
-func startProc(t testing.TB, env []string, args ...string) *proc {
+// startProc starts the agent binary. The process is killed when owner
+// ends (owner may be a parent of t, so that a process started in a subtest
+// outlives it).
+func startProc(t, owner testing.TB, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{out: &lockedBuffer{}, lines: make(chan string, 256), exited: make(chan struct{})}
 	p.cmd = exec.Command(agentBin, args...)
@@ -84,7 +87,7 @@ func startProc(t testing.TB, env []string, args ...string) *proc {
 		p.err = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		select {
 		case <-p.exited:
 		default:
@@ -134,9 +137,9 @@ type vcard struct {
 	state string
 }
 
-func startVCard(t testing.TB, state string) *vcard {
+func startVCard(t, owner testing.TB, state string) *vcard {
 	t.Helper()
-	p := startProc(t, nil, "vcard", "--vpcd", vpcdAddr, "--state", state)
+	p := startProc(t, owner, nil, "vcard", "--vpcd", vpcdAddr, "--state", state)
 	p.waitLine(t, "card inserted", 30*time.Second)
 	return &vcard{proc: p, state: state}
 }
@@ -196,7 +199,7 @@ func startAgent(t testing.TB, o agentOpts) *agent {
 		args = append(args, "--virtual-card="+o.virtual)
 	}
 	args = append(args, o.args...)
-	a.proc = startProc(t, []string{"CPSAGENT_DEBUG_METRICS=1"}, args...)
+	a.proc = startProc(t, t, []string{"CPSAGENT_DEBUG_METRICS=1"}, args...)
 	want := strings.Count(strings.Join(args, " "), "--listen")
 	for i := 0; i < want; i++ {
 		l := a.waitLine(t, "cpsagent listening on https://", 60*time.Second)
@@ -239,6 +242,19 @@ func (a *agent) setPIN(t testing.TB, o pinentrytest.Options) {
 	}
 	if err := os.WriteFile(a.ctl, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitGETPIN waits until the fake pinentry received more than before
+// GETPIN commands (a dialog is open).
+func (a *agent) waitGETPIN(t testing.TB, before int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for a.getPINs(t) <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no PIN dialog:\n%s", a.out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -141,9 +141,12 @@ func withReader(body string) string {
 // agent; the card is swapped by stopping and starting `cpsagent vcard`.
 func TestE2E_PCSC(t *testing.T) {
 	testutil.RequirePCSCD(t)
+	restartOK := os.Getenv("CPSAGENT_PCSCD_RESTART_OK") == "1"
+	testutil.LockPCSCD(t, restartOK, 10*time.Minute)
 	testutil.LockVPCDSlot0(t, 10*time.Minute)
 	fx := newCardFixture(t)
-	vc := startVCard(t, fx.fresh(t))
+	top := t
+	vc := startVCard(t, top, fx.fresh(t))
 	a := startAgent(t, agentOpts{})
 	a.waitCard(t, vpcdReader, true, 60*time.Second)
 	ctx := context.Background()
@@ -244,7 +247,7 @@ func TestE2E_PCSC(t *testing.T) {
 				break
 			}
 		}
-		vc = startVCard(t, vc.state)
+		vc = startVCard(t, top, vc.state)
 		seen := map[any]bool{}
 		for !seen["identity-available"] {
 			m := next()
@@ -287,7 +290,7 @@ func TestE2E_PCSC(t *testing.T) {
 		// Back to a fresh card.
 		_ = vc.stop(t)
 		a.waitCard(t, vpcdReader, false, 30*time.Second)
-		vc = startVCard(t, fx.fresh(t))
+		vc = startVCard(t, top, fx.fresh(t))
 		a.waitCard(t, vpcdReader, true, 60*time.Second)
 	})
 
@@ -297,25 +300,19 @@ func TestE2E_PCSC(t *testing.T) {
 		before := a.getPINs(t)
 		done := make(chan result, 1)
 		go func() { done <- a.do(ctx, http.MethodPost, "/v1/sign", withReader(`{"dataToSign":"YWJj"}`)) }()
-		deadline := time.Now().Add(30 * time.Second)
-		for a.getPINs(t) == before {
-			if time.Now().After(deadline) {
-				t.Fatal("no dialog")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		a.waitGETPIN(t, before)
 		_ = vc.cmd.Process.Kill()
 		<-vc.exited
 		problem(t, <-done, api.CodeCardRemoved, api.CodeCardAbsent, api.CodeCardChanged)
 		must(t, a.do(ctx, http.MethodGet, "/v1/status", ""), nil)
-		vc = startVCard(t, vc.state)
+		vc = startVCard(t, top, vc.state)
 		a.waitCard(t, vpcdReader, true, 60*time.Second)
 		a.setPIN(t, pinentrytest.Options{PIN: cardPIN})
 		must(t, a.do(ctx, http.MethodPost, "/v1/sign", withReader(`{"dataToSign":"YWJj"}`)), nil)
 	})
 
 	t.Run("pcscd restart", func(t *testing.T) {
-		if os.Getenv("CPSAGENT_PCSCD_RESTART_OK") != "1" {
+		if !restartOK {
 			t.Skip("SKIPPED: set CPSAGENT_PCSCD_RESTART_OK=1 to let this test kill and restart the machine's pcscd")
 		}
 		restartPCSCD(t, a)
@@ -351,9 +348,7 @@ func TestE2E_PCSC(t *testing.T) {
 		done := make(chan result, 1)
 		before := a.getPINs(t)
 		go func() { done <- a.do(ctx, http.MethodPost, "/v1/sign", withReader(`{"dataToSign":"YWJj"}`)) }()
-		for a.getPINs(t) == before {
-			time.Sleep(50 * time.Millisecond)
-		}
+		a.waitGETPIN(t, before)
 		if err := a.stop(t); err != nil {
 			t.Fatalf("agent exit: %v\n%s", err, a.out)
 		}
@@ -535,7 +530,7 @@ func restartPCSCD(t *testing.T, a *agent) {
 	if err != nil {
 		t.Fatalf("pcscd pid: %v", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.Trim(string(b), "\x00")))
 	if err != nil {
 		t.Fatal(err)
 	}

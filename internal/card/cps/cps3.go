@@ -1,6 +1,7 @@
 package cps
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -379,6 +380,13 @@ func (p *CPS3) Sign(ch *apdu.Channel, pin, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := iasecc.PSOHash(ch, split); err != nil {
+		if len(msg) == 0 && errors.Is(err, apdu.ErrWrongData) {
+			// The card refuses an empty tail (80 00, card-cpx.md §4.2 [?]);
+			// the Cryptolib would refuse an empty message altogether. Give
+			// the card the whole hash instead (its CKM_RSA_PKCS path).
+			h := sha256.Sum256(nil)
+			return iasecc.PSOComputeDigitalSignatureOfHash(ch, h[:])
+		}
 		return nil, err
 	}
 	return iasecc.PSOComputeDigitalSignature(ch)

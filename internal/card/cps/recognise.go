@@ -83,7 +83,7 @@ type Profile interface {
 	Type() CardType
 	// ReadSerial reads the card serial number (EF.SN.ICC for CPS3).
 	ReadSerial(ch *apdu.Channel) (string, error)
-	// ReadCertificate returns the DER certificate of a key.
+	// ReadCertificates returns the DER authentication and signature certificates.
 	ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error)
 	// PINStatus reads the PIN counter without consuming a try.
 	PINStatus(ch *apdu.Channel) (CHVState, error)

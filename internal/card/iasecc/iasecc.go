@@ -277,6 +277,23 @@ func PSOComputeDigitalSignature(ch *apdu.Channel) ([]byte, error) {
 	return sig, nil
 }
 
+// PSOComputeDigitalSignatureOfHash: 00 2A 9E 9A Lc hash 00 — the complete
+// hash as data, after MSE SET DST (the Cryptolib's CKM_RSA_PKCS path, §4.2;
+// not seen in a real-card trace).
+func PSOComputeDigitalSignatureOfHash(ch *apdu.Channel, hash []byte) ([]byte, error) {
+	if len(hash) != 20 && len(hash) != 32 {
+		return nil, fmt.Errorf("pso compute digital signature: %w: hash of %d bytes", ErrFormat, len(hash))
+	}
+	sig, err := ch.Send(apdu.Command{CLA: cla, INS: apdu.InsPerformSecurityOp, P1: 0x9E, P2: 0x9A, Data: hash, Le: apdu.MaxShortLe})
+	if err != nil {
+		return nil, fmt.Errorf("pso compute digital signature (hash as data): %w", err)
+	}
+	if len(sig) == 0 {
+		return nil, fmt.Errorf("pso compute digital signature: %w: empty signature", ErrFormat)
+	}
+	return sig, nil
+}
+
 // InternalAuthenticate: 00 88 00 00 Lc data 00 (§4.1). The card applies
 // PKCS#1 v1.5 type 1 padding to data and signs with the key set by MSE AT.
 func InternalAuthenticate(ch *apdu.Channel, data []byte) ([]byte, error) {

@@ -452,3 +452,20 @@ func FuzzSHA256Split(f *testing.F) {
 		}
 	})
 }
+
+func TestPSOCDSOfHash(t *testing.T) {
+	sig := bytes.Repeat([]byte{0x11}, 256)
+	hash := sha256.Sum256(nil)
+	ch, s := newScript(t,
+		[2]string{"00 2A 9E 9A 20 " + apdu.Hex(hash[:]) + " 00", "61 00"},
+		[2]string{"00 C0 00 00 00", apdu.Hex(sig) + " 90 00"},
+	)
+	got, err := PSOComputeDigitalSignatureOfHash(ch, hash[:])
+	if err != nil || !bytes.Equal(got, sig) {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+	s.done()
+	if _, err := PSOComputeDigitalSignatureOfHash(ch, make([]byte, 31)); !errors.Is(err, ErrFormat) {
+		t.Fatalf("31-byte hash: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/ebfe/scard"
@@ -18,8 +19,21 @@ import (
 // is plugged or unplugged.
 const pnpReader = `\\?PnP?\Notification`
 
+// shared is process-wide: the pinned scard writes a package-global map in
+// every GetStatusChange call without a lock, so all Transports of the
+// process share one claim on GetStatusChange. At most one Watch runs per
+// process; every Transport's Readers and removal checks use its state
+// (pcscd's state is global anyway). Readers without a running Watch makes
+// a one-shot scan under the same claim.
+var shared struct {
+	mu      sync.Mutex
+	mon     *monitorState // non-nil while a Watch runs
+	gscBusy bool
+	gscFree chan struct{}
+}
+
 // monitorState is what Watch publishes for Readers and for Transmit's
-// removal check. Guarded by Transport.mu.
+// removal check. Guarded by shared.mu.
 type monitorState struct {
 	ready     chan struct{} // closed after the first scan (or when Watch ends)
 	scanned   bool
@@ -30,45 +44,45 @@ type monitorState struct {
 }
 
 func (t *Transport) releaseGSC() {
-	t.mu.Lock()
-	t.gscBusy = false
-	close(t.gscFree)
-	t.mu.Unlock()
+	shared.mu.Lock()
+	shared.gscBusy = false
+	close(shared.gscFree)
+	shared.mu.Unlock()
 }
 
 // Readers implements card.Transport. While Watch runs it answers from the
 // monitor's state; otherwise it makes one non-blocking scan.
 func (t *Transport) Readers(ctx context.Context) ([]card.ReaderState, error) {
 	for {
-		t.mu.Lock()
-		if m := t.mon; m != nil {
+		shared.mu.Lock()
+		if m := shared.mon; m != nil {
 			ready := m.ready
-			t.mu.Unlock()
+			shared.mu.Unlock()
 			select {
 			case <-ready:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			t.mu.Lock()
+			shared.mu.Lock()
 			if m.scanned {
-				defer t.mu.Unlock()
+				defer shared.mu.Unlock()
 				if !m.serviceUp {
 					return nil, card.ErrPCSCUnavailable
 				}
 				return snapshot(m.readers), nil
 			}
-			t.mu.Unlock()
+			shared.mu.Unlock()
 			continue // Watch ended before its first scan
 		}
-		if !t.gscBusy {
-			t.gscBusy = true
-			t.gscFree = make(chan struct{})
-			t.mu.Unlock()
+		if !shared.gscBusy {
+			shared.gscBusy = true
+			shared.gscFree = make(chan struct{})
+			shared.mu.Unlock()
 			defer t.releaseGSC()
 			return t.scanOnce()
 		}
-		free := t.gscFree
-		t.mu.Unlock()
+		free := shared.gscFree
+		shared.mu.Unlock()
 		select {
 		case <-free:
 		case <-ctx.Done():
@@ -125,15 +139,16 @@ func (t *Transport) scanOnce() ([]card.ReaderState, error) {
 // GetStatusChange). Reader hot-plug is already seen through the PnP
 // pseudo-reader; this is for platforms or drivers that do not signal it.
 func (t *Transport) Refresh() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mon != nil && t.mon.sctx != nil {
-		_ = t.mon.sctx.Cancel()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.mon != nil && shared.mon.sctx != nil {
+		_ = shared.mon.sctx.Cancel()
 	}
 }
 
-// Watch implements card.Transport: exactly one goroutine (this one) calls
-// GetStatusChange, with an infinite timeout, on the readers plus the
+// Watch implements card.Transport (one Watch per process, see shared):
+// exactly one goroutine (this one) calls GetStatusChange, with an infinite
+// timeout, on the readers plus the
 // \\?PnP?\Notification pseudo-reader. It wakes up only on a change, on
 // Refresh, or when ctx ends (Context.Cancel from another goroutine). When
 // pcscd is unreachable it retries SCardEstablishContext after RetryMin,
@@ -143,20 +158,20 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 	// Claim GetStatusChange and publish the monitor in one step, so that
 	// Readers never waits behind the monitor (only behind a one-shot scan).
 	for {
-		t.mu.Lock()
-		if t.mon != nil {
-			t.mu.Unlock()
-			return fmt.Errorf("pcsc: Watch is already running")
+		shared.mu.Lock()
+		if shared.mon != nil {
+			shared.mu.Unlock()
+			return fmt.Errorf("pcsc: Watch is already running in this process")
 		}
-		if !t.gscBusy {
-			t.gscBusy = true
-			t.gscFree = make(chan struct{})
-			t.mon = m
-			t.mu.Unlock()
+		if !shared.gscBusy {
+			shared.gscBusy = true
+			shared.gscFree = make(chan struct{})
+			shared.mon = m
+			shared.mu.Unlock()
 			break
 		}
-		free := t.gscFree
-		t.mu.Unlock()
+		free := shared.gscFree
+		shared.mu.Unlock()
 		select {
 		case <-free:
 		case <-ctx.Done():
@@ -177,11 +192,11 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 		// SCardCancel only interrupts a GetStatusChange in progress; repeat
 		// it until the monitor has left, in case ctx ended between two calls.
 		for {
-			t.mu.Lock()
+			shared.mu.Lock()
 			if m.sctx != nil {
 				_ = m.sctx.Cancel()
 			}
-			t.mu.Unlock()
+			shared.mu.Unlock()
 			select {
 			case <-stopCancel:
 				return
@@ -194,15 +209,15 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 	defer func() {
 		close(stopCancel)
 		<-cancelled
-		t.mu.Lock()
-		t.mon = nil
+		shared.mu.Lock()
+		shared.mon = nil
 		for _, g := range m.gone {
 			closeOnce(g)
 		}
 		if !m.scanned {
 			close(m.ready)
 		}
-		t.mu.Unlock()
+		shared.mu.Unlock()
 	}()
 
 	backoff := t.opts.RetryMin
@@ -216,13 +231,13 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 			backoff = min(2*backoff, t.opts.RetryMax)
 			continue
 		}
-		t.mu.Lock()
+		shared.mu.Lock()
 		m.sctx = sctx
-		t.mu.Unlock()
+		shared.mu.Unlock()
 		err = w.loop(ctx, sctx)
-		t.mu.Lock()
+		shared.mu.Lock()
 		m.sctx = nil
-		t.mu.Unlock()
+		shared.mu.Unlock()
 		_ = sctx.Release()
 		if ctx.Err() != nil {
 			return nil
@@ -291,10 +306,10 @@ func (w *watcher) serviceDown(err error) {
 	}
 	w.service = -1
 	w.t.log.Info("pcsc: service unavailable", zap.Error(err))
-	w.t.mu.Lock()
+	shared.mu.Lock()
 	w.m.serviceUp = false
 	w.markScannedLocked()
-	w.t.mu.Unlock()
+	shared.mu.Unlock()
 	w.emit(card.TransportEvent{Type: card.EventServiceLost})
 }
 
@@ -311,13 +326,13 @@ func (w *watcher) removeReader(n string) {
 		w.cardRemoved(n)
 	}
 	delete(w.known, n)
-	w.t.mu.Lock()
+	shared.mu.Lock()
 	delete(w.m.readers, n)
 	if g := w.m.gone[n]; g != nil {
 		closeOnce(g)
 		delete(w.m.gone, n)
 	}
-	w.t.mu.Unlock()
+	shared.mu.Unlock()
 	w.emit(card.TransportEvent{Type: card.EventReaderRemoved, Reader: n})
 }
 
@@ -325,25 +340,25 @@ func (w *watcher) cardRemoved(n string) {
 	if rw := w.known[n]; rw != nil {
 		rw.present, rw.atr = false, nil
 	}
-	w.t.mu.Lock()
+	shared.mu.Lock()
 	w.m.readers[n] = card.ReaderState{Name: n}
 	if g := w.m.gone[n]; g != nil {
 		closeOnce(g)
 	}
-	w.t.mu.Unlock()
+	shared.mu.Unlock()
 	w.emit(card.TransportEvent{Type: card.EventCardRemoved, Reader: n})
 }
 
 func (w *watcher) cardInserted(n string, atr []byte) {
 	rw := w.known[n]
 	rw.present, rw.atr = true, append([]byte(nil), atr...)
-	w.t.mu.Lock()
+	shared.mu.Lock()
 	w.m.readers[n] = card.ReaderState{Name: n, CardPresent: true, ATR: rw.atr}
 	if g := w.m.gone[n]; g != nil {
 		closeOnce(g)
 	}
 	w.m.gone[n] = make(chan struct{})
-	w.t.mu.Unlock()
+	shared.mu.Unlock()
 	w.emit(card.TransportEvent{Type: card.EventCardInserted, Reader: n, ATR: rw.atr})
 }
 
@@ -352,9 +367,9 @@ func (w *watcher) loop(ctx context.Context, sctx *scard.Context) error {
 	if w.service != 1 {
 		w.service = 1
 		w.t.log.Info("pcsc: service available")
-		w.t.mu.Lock()
+		shared.mu.Lock()
 		w.m.serviceUp = true
-		w.t.mu.Unlock()
+		shared.mu.Unlock()
 		w.emit(card.TransportEvent{Type: card.EventServiceRestored})
 	}
 	pnp := scard.StateUnaware
@@ -389,9 +404,9 @@ func (w *watcher) loop(ctx context.Context, sctx *scard.Context) error {
 		for _, st := range states[1:] {
 			w.update(st)
 		}
-		w.t.mu.Lock()
+		shared.mu.Lock()
 		w.markScannedLocked()
-		w.t.mu.Unlock()
+		shared.mu.Unlock()
 	}
 }
 
@@ -414,9 +429,9 @@ func (w *watcher) reconcile(names []string) {
 	for _, n := range names {
 		if w.known[n] == nil {
 			w.known[n] = &readerWatch{current: scard.StateUnaware}
-			w.t.mu.Lock()
+			shared.mu.Lock()
 			w.m.readers[n] = card.ReaderState{Name: n}
-			w.t.mu.Unlock()
+			shared.mu.Unlock()
 			w.emit(card.TransportEvent{Type: card.EventReaderAdded, Reader: n})
 		}
 	}
@@ -470,12 +485,12 @@ func (t *Transport) confirmRemoval(reader string, h *scard.Card) bool {
 	if err == nil && st.State&scard.Absent != 0 {
 		return true
 	}
-	t.mu.Lock()
+	shared.mu.Lock()
 	var gone chan struct{}
-	if t.mon != nil {
-		gone = t.mon.gone[reader]
+	if shared.mon != nil {
+		gone = shared.mon.gone[reader]
 	}
-	t.mu.Unlock()
+	shared.mu.Unlock()
 	if gone == nil {
 		return false
 	}

@@ -14,6 +14,9 @@
 //     is reconnected lazily at the next step, with a new insertion number.
 //   - When pcscd stops, every context is dropped and re-established lazily
 //     by the next call; the monitor (Watch) retries with a backoff.
+//   - One goroutine per process calls GetStatusChange (Watch, or a one-shot
+//     scan of Readers when no Watch runs): the pinned scard is not safe for
+//     concurrent GetStatusChange calls.
 package pcsc
 
 import (
@@ -53,12 +56,6 @@ type Transport struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn
-	mon   *monitorState // non-nil while Watch runs
-	// gscBusy serialises GetStatusChange between Watch and the one-shot
-	// scan of Readers: the pinned scard keeps a package-global map, written
-	// by every GetStatusChange call without a lock.
-	gscBusy bool
-	gscFree chan struct{}
 
 	insertions atomic.Uint64
 }
@@ -229,15 +226,14 @@ func (t *Transport) begin(c *conn) (*session, error) {
 		switch {
 		case e == scard.ErrResetCard:
 			// Another application reset the card; same card, new state.
-			if rerr := c.card.Reconnect(scard.ShareShared, scard.ProtocolAny, scard.LeaveCard); rerr != nil {
+			rerr := c.card.Reconnect(scard.ShareShared, scard.ProtocolAny, scard.LeaveCard)
+			t.log.Debug("pcsc: card reset by another application, reconnected", zap.String("reader", c.reader), zap.Error(rerr))
+			if rerr != nil {
 				c.disconnect()
 			}
-		case e == scard.ErrRemovedCard, e == scard.ErrNoSmartcard, e == scard.ErrInvalidHandle && c.sctx != nil:
+		case e == scard.ErrRemovedCard, e == scard.ErrNoSmartcard:
 			// The card we knew left; a new Connect finds the current one.
 			c.disconnect()
-			if e == scard.ErrInvalidHandle {
-				c.drop()
-			}
 		case isServiceError(err):
 			c.drop()
 		default:
@@ -301,11 +297,17 @@ func (s *session) Transmit(cmd []byte) ([]byte, error) {
 }
 
 // End ends the transaction. With reset, SCardEndTransaction uses
-// SCARD_RESET_CARD: pcscd warm-resets the card (vpcd: one "02" reset
-// message, then the ATR is read again), clearing the verified state. No
-// APDU is sent. Measured with vpcd and the virtual card, see the package
-// tests (TestResetCost): about the cost of one APDU round trip, and the
-// next transaction must re-select its DF (the reset makes the MF current).
+// SCARD_RESET_CARD: pcscd warm-resets the card (vpcd: a "02" reset message,
+// then "04" to read the ATR again), clearing the verified state. No APDU is
+// sent and our handle stays valid (no SCARD_W_RESET_CARD on the next
+// transaction); other applications' handles get SCARD_W_RESET_CARD once.
+// TestResetCost measures it against Reconnect(SCARD_RESET_CARD) (same
+// effect, one more call) and a "logout" SELECT of the root application
+// (does not clear the state on the virtual card; card-cpx.md §3 marks it
+// [?]): 0 APDUs, 0.1-0.3 ms over pcscd+vpcd, about 1-2 APDU round trips;
+// on a real reader a warm reset costs the ATR exchange (tens of ms). The
+// next operation must select DF 0001 again (the reset makes the MF
+// current), which it does anyway since the card is shared.
 func (s *session) End(reset bool) error {
 	if s.ended {
 		return nil

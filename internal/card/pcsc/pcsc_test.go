@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc/pcsctest"
@@ -86,6 +89,7 @@ func waitFor(t *testing.T, evs <-chan card.TransportEvent, typ card.EventType, r
 
 func TestMonitorSeesCards(t *testing.T) {
 	addr, reader := pcsctest.Require(t)
+	pcsctest.LockSlot(t, addr)
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
 
@@ -94,13 +98,14 @@ func TestMonitorSeesCards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasReader(rs, reader, false) {
-		t.Fatalf("Readers = %+v, want %q empty", rs, reader)
+	if !hasReader(rs, reader, false) && !hasReader(rs, reader, true) {
+		t.Fatalf("Readers = %+v, want %q", rs, reader)
 	}
 
 	evs := watch(t, tr)
 	waitFor(t, evs, card.EventServiceRestored, "")
 	waitFor(t, evs, card.EventReaderAdded, reader)
+	waitEmpty(t, tr, evs, reader)
 
 	start := time.Now()
 	v := insert(t, addr, true)
@@ -144,6 +149,19 @@ func TestMonitorSeesCards(t *testing.T) {
 	}
 }
 
+// waitEmpty waits until a card left in the slot by its previous user
+// (another test process) is seen leaving.
+func waitEmpty(t *testing.T, tr *pcsc.Transport, evs <-chan card.TransportEvent, reader string) {
+	t.Helper()
+	rs, err := tr.Readers(context.Background()) // the monitor's first scan
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasReader(rs, reader, true) {
+		waitFor(t, evs, card.EventCardRemoved, reader)
+	}
+}
+
 func hasReader(rs []card.ReaderState, name string, present bool) bool {
 	for _, r := range rs {
 		if r.Name == name {
@@ -164,6 +182,7 @@ func hasReader(rs []card.ReaderState, name string, present bool) bool {
 // It prints a table with -v.
 func TestResetCost(t *testing.T) {
 	addr, reader := pcsctest.Require(t)
+	pcsctest.LockSlot(t, addr)
 	// The virtual card's default dialer shows the Debian vpcd driver's
 	// ~40 ms per message (Nagle + delayed ACK); pcsctest.Dial removes it.
 	for _, mode := range []struct {
@@ -179,6 +198,7 @@ func resetCost(t *testing.T, addr, reader string, quick bool, rounds int) {
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
 	evs := watch(t, tr)
+	waitEmpty(t, tr, evs, reader)
 	v := insert(t, addr, quick)
 	waitFor(t, evs, card.EventCardInserted, reader)
 	defer func() {
@@ -233,4 +253,56 @@ func resetCost(t *testing.T, addr, reader string, quick bool, rounds int) {
 	_ = s.End(false)
 	sort.Strings(rows)
 	t.Logf("clearing the verified state over pcscd+vpcd (%d rounds each):\n  %s", rounds, strings.Join(rows, "\n  "))
+}
+
+// TestResetByAnotherApplication: another PC/SC client resets the card
+// between two of our transactions; our next Begin absorbs
+// SCARD_W_RESET_CARD (Reconnect) and keeps the insertion number.
+func TestResetByAnotherApplication(t *testing.T) {
+	addr, reader := pcsctest.Require(t)
+	pcsctest.LockSlot(t, addr)
+	core, logs := observer.New(zap.DebugLevel)
+	ours, other := pcsc.New(pcsc.Options{Logger: zap.New(core)}), pcsc.New(pcsc.Options{})
+	defer ours.Close()
+	defer other.Close()
+	evs := watch(t, ours)
+	waitEmpty(t, ours, evs, reader)
+	v := insert(t, addr, true)
+	waitFor(t, evs, card.EventCardInserted, reader)
+	defer func() {
+		v.stop()
+		waitFor(t, evs, card.EventCardRemoved, reader)
+	}()
+	ctx := context.Background()
+	s, err := ours.Begin(ctx, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := s.Insertion()
+	_ = s.End(false)
+	resets := v.card.Stats().Resets
+	o, err := other.Begin(ctx, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.End(true); err != nil {
+		t.Fatal(err)
+	}
+	if v.card.Stats().Resets != resets+1 {
+		t.Fatal("the other application's reset did not reach the card")
+	}
+	s, err = ours.Begin(ctx, reader)
+	if err != nil {
+		t.Fatalf("Begin after another application's reset: %v", err)
+	}
+	defer s.End(false)
+	if s.Insertion() != ins {
+		t.Fatal("a reset changed the insertion number")
+	}
+	if logs.FilterMessageSnippet("reset by another application").Len() != 1 {
+		t.Fatal("Begin did not see SCARD_W_RESET_CARD")
+	}
+	if r, err := s.Transmit([]byte{0x00, 0x20, 0x00, 0x01}); err != nil || fmt.Sprintf("% X", r) != "63 C3" {
+		t.Fatalf("VERIFY status after the reset = % X, %v", r, err)
+	}
 }

@@ -64,11 +64,33 @@ func ReaderName(addr string) string {
 
 var warnOnce sync.Once
 
+// Lock files (flock), shared by every package's tests on the machine:
+// `go test ./...` runs packages in parallel processes, and two virtual
+// cards on one vpcd slot disconnect each other.
+//   - SlotLock(n) is the convention of internal/testutil
+//     (/tmp/cpsagent-vpcd-slot0.lock for slot 0) and internal/pinmgmt (slot 1);
+//   - PCSCDLock is held shared by every Require and exclusively by a test
+//     that restarts pcscd (RequireExclusive).
+const PCSCDLock = "/tmp/cpsagent-pcscd.lock"
+
+// SlotLock is the lock file of the vpcd slot at addr.
+func SlotLock(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	return fmt.Sprintf("/tmp/cpsagent-vpcd-slot%d.lock", port-35963)
+}
+
+// LockSlot waits for the vpcd slot at addr (exclusive) and releases it
+// when t ends. Call it after Require (lock order: pcscd, then slot).
+func LockSlot(t testing.TB, addr string) {
+	t.Helper()
+	lockFile(t, SlotLock(addr), true)
+}
+
 // Require checks that pcscd answers and shows the vpcd reader. Under
 // CI=true a missing pcscd fails the test; elsewhere the test is skipped,
-// with a warning on stderr so the skip is not silent. It then waits for
-// the slot: tests of other processes using the same slot (or restarting
-// pcscd) go one after the other; the slot is released when t ends.
+// with a warning on stderr so the skip is not silent. It holds PCSCDLock
+// (shared) until t ends; the caller still locks its slot (LockSlot).
 func Require(t testing.TB) (addr, reader string) {
 	t.Helper()
 	return require(t, false)
@@ -105,16 +127,18 @@ func require(t testing.TB, exclusive bool) (addr, reader string) {
 		}
 	}
 	if why == "" {
-		lockFile(t, "cpsagent-pcscd.lock", exclusive)
-		_, port, _ := net.SplitHostPort(addr)
-		lockFile(t, "cpsagent-vpcd-"+port+".lock", true)
+		lockFile(t, PCSCDLock, exclusive)
 		return addr, reader
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("pcscd leg required under CI=true: %s", why)
 	}
 	warnOnce.Do(func() {
-		fmt.Fprintf(os.Stderr, "\n*** SKIPPING the pcscd+vpcd tests: %s.\n*** Start it with: pcscd --foreground --debug > /tmp/pcscd.log 2>&1 &\n\n", why)
+		hint := ""
+		if err != nil {
+			hint = "*** Start it with: pcscd --foreground --debug > /tmp/pcscd.log 2>&1 &\n"
+		}
+		fmt.Fprintf(os.Stderr, "\n*** SKIPPING the pcscd+vpcd tests: %s.\n%s\n", why, hint)
 	})
 	t.Skipf("SKIP pcscd leg: %s", why)
 	return "", ""

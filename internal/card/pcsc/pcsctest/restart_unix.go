@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,9 +79,8 @@ func StartPCSCD(t testing.TB, logPath string) {
 // it when the test ends. Test binaries run in parallel (go test ./...), and
 // several people may run them on one machine: the vpcd slot and pcscd are
 // shared, so their users take turns.
-func lockFile(t testing.TB, name string, exclusive bool) {
+func lockFile(t testing.TB, path string, exclusive bool) {
 	t.Helper()
-	path := filepath.Join(os.TempDir(), name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatalf("lock %s: %v", path, err)
