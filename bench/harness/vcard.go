@@ -12,6 +12,7 @@ import (
 	"github.com/cpsagent/cpsagent/internal/card/apdu"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
+	"github.com/cpsagent/cpsagent/internal/testutil"
 )
 
 // ErrVPCD: the virtual card could not be inserted (vpcd not reachable).
@@ -347,3 +348,7 @@ func WaitReader(ctx context.Context, reader string, present bool, d time.Duratio
 // IsVerifyWithData reports a VERIFY that presents a secret (the only
 // command that can decrement a PIN try counter).
 func (r APDURecord) IsVerifyWithData() bool { return r.INS == apdu.InsVerify && r.HasData }
+
+// PCSCDRunning reports why pcscd's socket cannot be reached (nil when it
+// can).
+func PCSCDRunning() error { return testutil.PCSCDRunning() }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+	"sync"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,14 +126,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 				continue
 			}
 			if err := s.wsWrite(ctx, c, ev); err != nil {
-				s.log.Debug("DBG event write failed", logging.Err(err), logging.Event(string(ev.Type)))
+				dbgNote("event write failed: " + err.Error() + " " + string(ev.Type))
 				return
 			}
 		case <-pongs:
 			if err := s.wsWrite(ctx, c, map[string]any{"type": "pong", "time": time.Now().UTC()}); err != nil {
+				dbgNote("pong write failed")
 				return
 			}
 		case err := <-readErr:
+			dbgNote(fmt.Sprint("readErr: ", err))
 			var ce *closeErr
 			if errors.As(err, &ce) {
 				c.Close(ce.code, ce.reason)
@@ -140,7 +144,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 			return
 		case <-ctx.Done():
 			err := c.Close(websocket.StatusGoingAway, "agent shutting down")
-			s.log.Debug("DBG closed", logging.Err(err))
+			dbgNote(fmt.Sprint("closed: ", err))
 			return
 		}
 	}
@@ -189,3 +193,8 @@ func (s *Server) wsWrite(ctx context.Context, c *websocket.Conn, v any) error {
 	defer cancel()
 	return c.Write(ctx, websocket.MessageText, b)
 }
+
+var dbgMu sync.Mutex
+var dbgNotes []string
+
+func dbgNote(s string) { dbgMu.Lock(); dbgNotes = append(dbgNotes, s); dbgMu.Unlock() }

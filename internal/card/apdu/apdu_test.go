@@ -96,6 +96,9 @@ func TestRedactHidesPIN(t *testing.T) {
 	if got := Redact([]byte{0x00, 0x20, 0x00, 0x01}); got != "00 20 00 01" {
 		t.Fatalf("empty VERIFY = %q", got)
 	}
+	if got := Redact([]byte{0x00, 0x2A, 0x90, 0xA0, 0x04, 0x90, 0x00, 0x80, 0x00}); got != "00 2A 90 A0 04 ** ** ** **" {
+		t.Fatalf("PSO HASH = %q", got)
+	}
 	if got := Redact([]byte{0x00, 0xA4, 0x09, 0x0C, 0x02, 0x3F, 0x00}); got != "00 A4 09 0C 02 3F 00" {
 		t.Fatalf("SELECT = %q", got)
 	}
@@ -176,6 +179,20 @@ func TestChannelGetResponseAndChaining(t *testing.T) {
 	data, err = ch2.Send(Command{CLA: 0, INS: 0x2A, P1: 0x80, P2: 0x86, Data: long, Le: 256})
 	if err != nil || !bytes.Equal(data, []byte{1, 2}) {
 		t.Fatalf("chained: %X %v", data, err)
+	}
+}
+
+func TestChannelWipesPINCommands(t *testing.T) {
+	var seen []byte
+	ch := &Channel{T: TransmitFunc(func(cmd []byte) ([]byte, error) {
+		seen = cmd
+		return []byte{0x90, 0x00}, nil
+	})}
+	if _, err := ch.Send(Command{INS: InsVerify, P2: 0x01, Data: []byte("1234"), Le: NoLe}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(seen, make([]byte, len(seen))) {
+		t.Fatalf("VERIFY buffer not wiped after sending: % X", seen)
 	}
 }
 

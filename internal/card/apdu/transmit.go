@@ -54,6 +54,9 @@ func (ch *Channel) raw(cmd []byte) (Response, error) {
 	if ch.Trace != nil {
 		ch.Trace(cmd, resp, err)
 	}
+	if len(cmd) > 1 && CarriesSecret(cmd[1]) {
+		clear(cmd) // the encoded APDU holds the PIN: do not leave it to the GC
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("%w: %w", ErrTransport, err)
 	}

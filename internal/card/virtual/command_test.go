@@ -89,7 +89,7 @@ func TestRunCommandServesVPCD(t *testing.T) {
 	}
 
 	out := runOnce("--vpcd", ln.Addr().String(), "--identity", "infirmier", "--state", state, "--trace", tracePath, "--latency", "instant")
-	for _, want := range []string{"identity: infirmier", "serial:   9921384502 (Cryptolib: 99213845)", "PIN:      1234 (3 tries left)", "PUK:      12345678", "card inserted", "card removed"} {
+	for _, want := range []string{"identity: infirmier", "serial:   9921384602 (Cryptolib: 99213846)", "PIN:      1234 (3 tries left)", "PUK:      12345678", "card inserted", "card removed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

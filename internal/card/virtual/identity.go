@@ -21,8 +21,8 @@ import (
 // identitySerials gives each ready-made identity a fixed card number.
 var identitySerials = map[string]string{
 	"medecin":   "9921384501",
-	"infirmier": "9921384502",
-	"cpe":       "9921384503",
+	"infirmier": "9921384602",
+	"cpe":       "9921384703",
 }
 
 type cachedIdentity struct {
