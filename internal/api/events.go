@@ -143,6 +143,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 			s.log.Debug("websocket closed", logging.Origin(origin), logging.Err(err))
 			return
 		case <-ctx.Done():
+			select {
+			case e := <-readErr:
+				dbgNote(fmt.Sprint("reader already failed: ", e))
+			default:
+			}
 			err := c.Close(websocket.StatusGoingAway, "agent shutting down")
 			dbgNote(fmt.Sprint("closed: ", err))
 			return
