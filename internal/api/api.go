@@ -95,10 +95,10 @@ type Server struct {
 	baseCtx    context.Context
 	baseCancel context.CancelCauseFunc
 
-	mu      sync.Mutex
-	active  sync.WaitGroup // handlers running (WebSockets included)
-	nWS     atomic.Int64
-	nOps    atomic.Int64
+	mu     sync.Mutex
+	active sync.WaitGroup // handlers running (WebSockets included)
+	nWS    atomic.Int64
+	nOps   atomic.Int64
 }
 
 // New validates opts and builds a Server.

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"fmt"
-	"sync"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,7 +100,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 	defer unsubscribe()
 
 	s.log.Debug("websocket opened", logging.Origin(origin))
-	if err := s.wsWrite(ctx, c, HelloMessage{Type: "hello", APIVersion: APIVersion, Status: s.status()}); err != nil {
+	if err := s.wsWrite(c, HelloMessage{Type: "hello", APIVersion: APIVersion, Status: s.status()}); err != nil {
 		return
 	}
 
@@ -125,17 +123,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 			if !forwardedEvents[ev.Type] {
 				continue
 			}
-			if err := s.wsWrite(ctx, c, ev); err != nil {
-				dbgNote("event write failed: " + err.Error() + " " + string(ev.Type))
+			if err := s.wsWrite(c, ev); err != nil {
 				return
 			}
 		case <-pongs:
-			if err := s.wsWrite(ctx, c, map[string]any{"type": "pong", "time": time.Now().UTC()}); err != nil {
-				dbgNote("pong write failed")
+			if err := s.wsWrite(c, map[string]any{"type": "pong", "time": time.Now().UTC()}); err != nil {
 				return
 			}
 		case err := <-readErr:
-			dbgNote(fmt.Sprint("readErr: ", err))
 			var ce *closeErr
 			if errors.As(err, &ce) {
 				c.Close(ce.code, ce.reason)
@@ -143,13 +138,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin str
 			s.log.Debug("websocket closed", logging.Origin(origin), logging.Err(err))
 			return
 		case <-ctx.Done():
-			select {
-			case e := <-readErr:
-				dbgNote(fmt.Sprint("reader already failed: ", e))
-			default:
-			}
-			err := c.Close(websocket.StatusGoingAway, "agent shutting down")
-			dbgNote(fmt.Sprint("closed: ", err))
+			c.Close(websocket.StatusGoingAway, "agent shutting down")
 			return
 		}
 	}
@@ -189,17 +178,16 @@ func (s *Server) wsReadLoop(ctx context.Context, c *websocket.Conn, pongs chan<-
 	}
 }
 
-func (s *Server) wsWrite(ctx context.Context, c *websocket.Conn, v any) error {
+// wsWrite sends one message within wsWriteTimeout. Its context is not
+// derived from the request's: coder/websocket closes the connection when
+// the context of a write ends, and a cancellation from the shutdown must
+// reach the main loop (which sends the 1001 close frame), not a write.
+func (s *Server) wsWrite(c *websocket.Conn, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
 	defer cancel()
 	return c.Write(ctx, websocket.MessageText, b)
 }
-
-var dbgMu sync.Mutex
-var dbgNotes []string
-
-func dbgNote(s string) { dbgMu.Lock(); dbgNotes = append(dbgNotes, s); dbgMu.Unlock() }

@@ -240,10 +240,6 @@ func TestEvents(t *testing.T) {
 	_, _, err = c.Read(ctx)
 	if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
 		logb, _ := os.ReadFile(h.logPath)
-		time.Sleep(100 * time.Millisecond)
-		dbgMu.Lock()
-		t.Logf("notes: %q", dbgNotes)
-		dbgMu.Unlock()
 		t.Fatalf("close status %v (%v)\n%s", s, err, logb)
 	}
 }

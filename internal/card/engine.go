@@ -215,13 +215,41 @@ func (e *Engine) Readers(ctx context.Context) ([]Reader, error) {
 	return out, nil
 }
 
-// resolve turns "" into the only reader holding a card.
-func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
+// target is what an operation addresses: a reader, and the serial number
+// of the card when the caller named the card rather than its reader.
+type target struct {
+	reader string
+	serial string // "" when addressed by reader name
+}
+
+// looksLikeSerial reports whether s has the shape of a card serial number
+// as the engine reports it (cps.ParseSNICC: upper-case hex, whole bytes; a
+// CPx serial has 8 digits): reader names do not (they hold spaces), so one
+// parameter can carry either.
+func looksLikeSerial(s string) bool {
+	if len(s) < 4 || len(s) > 32 || len(s)%2 != 0 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve turns the caller's reader argument into a reader: "" is the only
+// reader holding a card; a reader name is that reader; otherwise a card
+// serial number (as in Status and the identity-available event) is the
+// reader that holds that card. The operation then checks that the card it
+// talks to has that serial (ErrCardMismatch otherwise), so a card swapped
+// after the lookup is never used.
+func (e *Engine) resolve(ctx context.Context, reader string) (target, error) {
 	e.mu.Lock()
 	monitoring := e.monitoring
 	if monitoring && !e.serviceUp {
 		e.mu.Unlock()
-		return "", ErrPCSCUnavailable
+		return target{}, ErrPCSCUnavailable
 	}
 	var states []ReaderState
 	if monitoring {
@@ -231,17 +259,64 @@ func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
 			}
 		}
 	}
-	e.mu.Unlock()
-	if reader != "" && !e.filter(reader) {
-		return "", fmt.Errorf("%w: %q", ErrNoReader, reader)
-	}
-	if !monitoring {
-		if reader != "" {
-			return reader, nil // the transport says whether it exists
+	// Readers holding a card with this serial. Without the monitor, the
+	// serials the engine read during earlier operations are all it knows.
+	var holders []string
+	if reader != "" && looksLikeSerial(reader) {
+		for _, s := range e.slots {
+			if monitoring && (!s.seen || !s.present) {
+				continue
+			}
+			if s.reported == reader || s.serial == reader {
+				holders = append(holders, s.name)
+			}
 		}
+	}
+	e.mu.Unlock()
+
+	if reader != "" {
+		named := false
+		if monitoring {
+			for _, s := range states {
+				named = named || s.Name == reader
+			}
+		}
+		if named || (!monitoring && len(holders) == 0 && !looksLikeSerial(reader)) {
+			// A reader name; without the monitor the transport says whether it exists.
+			if !e.filter(reader) {
+				return target{}, fmt.Errorf("%w: %q", ErrNoReader, reader)
+			}
+			return target{reader: reader}, nil
+		}
+		if !looksLikeSerial(reader) {
+			return target{}, fmt.Errorf("%w: %q", ErrNoReader, reader)
+		}
+		if !monitoring && len(holders) == 0 {
+			// A reader may be named like a serial: ask the transport.
+			all, err := e.t.Readers(ctx)
+			if err != nil {
+				return target{}, err
+			}
+			for _, st := range all {
+				if st.Name == reader && e.filter(reader) {
+					return target{reader: reader}, nil
+				}
+			}
+		}
+		switch len(holders) {
+		case 0:
+			return target{}, fmt.Errorf("%w: no card with serial number %s", ErrNoCard, reader)
+		case 1:
+			return target{reader: holders[0], serial: reader}, nil
+		}
+		sort.Strings(holders)
+		return target{}, fmt.Errorf("%w: card %s reported in %q", ErrSeveralCards, reader, holders)
+	}
+
+	if !monitoring {
 		all, err := e.t.Readers(ctx)
 		if err != nil {
-			return "", err
+			return target{}, err
 		}
 		for _, st := range all {
 			if e.filter(st.Name) {
@@ -249,16 +324,8 @@ func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
 			}
 		}
 	}
-	if reader != "" {
-		for _, s := range states {
-			if s.Name == reader {
-				return reader, nil
-			}
-		}
-		return "", fmt.Errorf("%w: %q", ErrNoReader, reader)
-	}
 	if len(states) == 0 {
-		return "", ErrNoReader
+		return target{}, ErrNoReader
 	}
 	var with []string
 	for _, s := range states {
@@ -268,12 +335,12 @@ func (e *Engine) resolve(ctx context.Context, reader string) (string, error) {
 	}
 	switch len(with) {
 	case 0:
-		return "", ErrNoCard
+		return target{}, ErrNoCard
 	case 1:
-		return with[0], nil
+		return target{reader: with[0]}, nil
 	}
 	sort.Strings(with)
-	return "", fmt.Errorf("%w: %q", ErrSeveralCards, with)
+	return target{}, fmt.Errorf("%w: %q", ErrSeveralCards, with)
 }
 
 func (e *Engine) slotLocked(name string) *slot {

@@ -169,7 +169,7 @@ func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
 	if stale {
 		return
 	}
-	d, n, err := e.readIdentity(ctx, reader)
+	d, n, err := e.readIdentity(ctx, reader, "")
 	if err != nil {
 		e.log.Info("identity read after insertion failed", zap.String("reader", reader), zap.Error(err))
 		return

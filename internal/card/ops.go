@@ -2,6 +2,7 @@ package card
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -29,18 +30,23 @@ func (st *opStats) add(tx *txn) {
 
 // Card returns the holder identity and both certificates, read without a
 // PIN. Certificates are cached per card serial: a warm read costs the
-// serial read only (SELECT 3F00/D003 + READ BINARY, 2 APDUs); a cold read
-// adds, per certificate, one SELECT and ⌈size/231⌉ READ BINARY. While
-// another operation holds the reader, the identity already read for the
-// card in place is returned (FromCache) instead of ErrBusy.
+// serial read only (CPS3: SELECT 3F00/D003 + READ BINARY, 2 APDUs; CPS4:
+// the applet SELECT first, 3); a cold read adds, per certificate, one
+// SELECT and ⌈size/231⌉ READ BINARY. While another operation holds the
+// reader, the identity already read for the card in place is returned
+// (FromCache) instead of ErrBusy.
+//
+// reader names a reader, or a card by its serial number (see resolve);
+// the same holds for every operation below.
 func (e *Engine) Card(ctx context.Context, reader string) (*CardData, error) {
-	name, err := e.resolve(ctx, reader)
+	tg, err := e.resolve(ctx, reader)
 	if err != nil {
 		return nil, err
 	}
+	name := tg.reader
 	release, err := e.acquire(ctx, name, false)
 	if errors.Is(err, ErrBusy) {
-		if d := e.cachedFor(name); d != nil {
+		if d := e.cachedFor(name); d != nil && (tg.serial == "" || d.Serial == tg.serial) {
 			return d, nil
 		}
 	}
@@ -48,7 +54,7 @@ func (e *Engine) Card(ctx context.Context, reader string) (*CardData, error) {
 		return nil, err
 	}
 	defer release()
-	d, n, err := e.readIdentity(ctx, name)
+	d, n, err := e.readIdentity(ctx, name, tg.serial)
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +80,9 @@ func (e *Engine) cachedFor(name string) *CardData {
 }
 
 // readIdentity runs the identity read in one transaction; the caller holds
-// the reader. It returns the APDU count.
-func (e *Engine) readIdentity(ctx context.Context, name string) (*CardData, int, error) {
+// the reader. It returns the APDU count. When want is set, a card with
+// another serial gives ErrCardMismatch before its certificates are read.
+func (e *Engine) readIdentity(ctx context.Context, name, want string) (*CardData, int, error) {
 	var st opStats
 	tx, err := e.begin(ctx, name)
 	if err != nil {
@@ -89,6 +96,11 @@ func (e *Engine) readIdentity(ctx context.Context, name string) (*CardData, int,
 		err = translate(err)
 		e.cardGone(name, err)
 		return nil, st.apdus, err
+	}
+	if want != "" && serial != want {
+		st.add(tx)
+		e.mismatch(name)
+		return nil, st.apdus, fmt.Errorf("%w: reader %q holds card %s, not %s", ErrCardMismatch, name, serial, want)
 	}
 	en, fromCache, err := e.certificates(tx, serial)
 	st.add(tx)
@@ -153,11 +165,15 @@ func (e *Engine) cardGone(name string, err error) {
 
 // PINStatus reads the PIN counter (VERIFY without data, no try consumed)
 // and the PUK counter (GET DATA of its DOCP with the MF current).
+//
+// Over the contactless interface it fails with ErrNotPermitted before any
+// APDU.
 func (e *Engine) PINStatus(ctx context.Context, reader string) (PINStatus, error) {
-	name, err := e.resolve(ctx, reader)
+	tg, err := e.resolve(ctx, reader)
 	if err != nil {
 		return PINStatus{}, err
 	}
+	name := tg.reader
 	release, err := e.acquire(ctx, name, false)
 	if err != nil {
 		return PINStatus{}, err
@@ -169,6 +185,15 @@ func (e *Engine) PINStatus(ctx context.Context, reader string) (PINStatus, error
 		return PINStatus{}, err
 	}
 	defer tx.end()
+	if tx.ctype.Contactless {
+		return PINStatus{}, fmt.Errorf("%w: PIN status over the contactless interface", ErrNotPermitted)
+	}
+	if tg.serial != "" {
+		if err := e.confirmSerial(tx, name, tg.serial); err != nil {
+			e.cardGone(name, err)
+			return PINStatus{}, err
+		}
+	}
 	pin, err := tx.profile.PINStatus(tx.ch)
 	if err != nil {
 		err = translate(err)
@@ -264,10 +289,11 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 	if pinFn == nil {
 		return nil, fmt.Errorf("%w: no PIN callback", ErrInvalidInput)
 	}
-	name, err := e.resolve(ctx, reader)
+	tg, err := e.resolve(ctx, reader)
 	if err != nil {
 		return nil, err
 	}
+	name := tg.reader
 	release, err := e.acquire(ctx, name, false)
 	if err != nil {
 		return nil, err
@@ -297,13 +323,15 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 	if err != nil {
 		return res, err
 	}
-	if tx1.ctype.Contactless && op != "authenticate" {
-		// The Cryptolib allows no signature or PIN management over the
-		// contactless interface (card-cpx.md §1): refuse before any APDU.
+	if tx1.ctype.Contactless {
+		// The contactless interface serves the identity only: the Cryptolib
+		// allows no signature there (card-cpx.md §1), and the agent does no
+		// authentication or PIN management there either. Refuse before any
+		// APDU.
 		tx1.end()
 		return res, fmt.Errorf("%w: %s over the contactless interface", ErrNotPermitted, op)
 	}
-	state, insertion, err := e.prepare(tx1, name, kinds[0], res)
+	state, insertion, err := e.prepare(tx1, name, kinds[0], res, tg.serial)
 	tx1.end()
 	res.stats.add(tx1)
 	if err != nil {
@@ -370,6 +398,11 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 		}
 		e.mu.Unlock()
 	}
+	if ks, ok := tx2.profile.(cps.AuthKeySizer); ok && res.entry != nil && res.entry.auth != nil {
+		if pub, ok := res.entry.auth.PublicKey.(*rsa.PublicKey); ok {
+			ks.SetAuthKeyBits(pub.N.BitLen())
+		}
+	}
 	if err := run(tx2, secrets); err != nil {
 		return res, translate(err)
 	}
@@ -377,8 +410,9 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 }
 
 // prepare is Tx1 of a PIN operation: it fills res.serial and res.entry and
-// returns the counter state of the first secret asked.
-func (e *Engine) prepare(tx *txn, name string, first PINKind, res *opResult) (cps.CHVState, uint64, error) {
+// returns the counter state of the first secret asked. want, when set, is
+// the serial the caller addressed: another card gives ErrCardMismatch.
+func (e *Engine) prepare(tx *txn, name string, first PINKind, res *opResult, want string) (cps.CHVState, uint64, error) {
 	insertion := tx.sess.Insertion()
 	e.mu.Lock()
 	s := e.slotLocked(name)
@@ -395,6 +429,10 @@ func (e *Engine) prepare(tx *txn, name string, first PINKind, res *opResult) (cp
 		}
 	}
 	res.serial = serial
+	if want != "" && serial != want {
+		e.mismatch(name)
+		return cps.CHVState{}, 0, fmt.Errorf("%w: reader %q holds card %s, not %s", ErrCardMismatch, name, serial, want)
+	}
 	if reported != "" && serial != reported {
 		e.mismatch(name)
 		return cps.CHVState{}, 0, fmt.Errorf("%w: the card read on this reader was %s, it is now %s", ErrCardMismatch, reported, serial)
@@ -418,6 +456,30 @@ func (e *Engine) prepare(tx *txn, name string, first PINKind, res *opResult) (cp
 		return cps.CHVState{}, 0, translate(err)
 	}
 	return st, insertion, nil
+}
+
+// confirmSerial checks, in tx, that the card is the one with serial want:
+// free when the engine read this insertion's serial already, otherwise the
+// serial is read (CPS3 2 APDUs, CPS4 3).
+func (e *Engine) confirmSerial(tx *txn, name, want string) error {
+	e.mu.Lock()
+	known := ""
+	if s := e.slots[name]; s != nil && s.insertion == tx.sess.Insertion() {
+		known = s.serial
+	}
+	e.mu.Unlock()
+	if known == "" {
+		serial, err := tx.profile.ReadSerial(tx.ch)
+		if err != nil {
+			return translate(err)
+		}
+		known = serial
+	}
+	if known != want {
+		e.mismatch(name)
+		return fmt.Errorf("%w: reader %q holds card %s, not %s", ErrCardMismatch, name, known, want)
+	}
+	return nil
 }
 
 // mismatch forgets which card the reader held, and reads the new one in

@@ -92,10 +92,12 @@ func (tx *txn) end() {
 	}
 }
 
-// traceCommand masks PIN data (apdu.Redact) and the data of PSO HASH and
-// INTERNAL AUTHENTICATE, which carry document or challenge bytes.
+// traceCommand masks PIN data (apdu.Redact) and the data of every PSO
+// (HASH: document bytes; CDS: the document's hash on a CPS4; DECIPHER: the
+// padded challenge on a CPS4, a cryptogram otherwise) and of INTERNAL
+// AUTHENTICATE (challenge bytes).
 func traceCommand(cmd []byte) string {
-	if len(cmd) > 5 && (cmd[1] == apdu.InsPerformSecurityOp && cmd[2] == 0x90 || cmd[1] == apdu.InsInternalAuthenticate) {
+	if len(cmd) > 5 && (cmd[1] == apdu.InsPerformSecurityOp || cmd[1] == apdu.InsInternalAuthenticate) {
 		return apdu.Hex(cmd[:5]) + fmt.Sprintf(" [%d bytes]", len(cmd)-5)
 	}
 	return apdu.Redact(cmd)

@@ -76,14 +76,12 @@ func (b *bench) runEngine(ctx context.Context) error {
 	for i := 0; i < b.cfg.cold; i++ {
 		s, _ := b.measure(func() error { return doCard(newEngine()) })
 		coldID.Samples = append(coldID.Samples, s)
-		var sig *card.Signature
 		s, _ = b.measure(func() error {
 			e := newEngine()
 			if err := doCard(e); err != nil {
 				return err
 			}
-			var err error
-			sig, err = doSign(e)
+			_, err := doSign(e)
 			return err
 		})
 		coldSign.Samples = append(coldSign.Samples, s)
@@ -92,8 +90,7 @@ func (b *bench) runEngine(ctx context.Context) error {
 			if err := doCard(e); err != nil {
 				return err
 			}
-			var err error
-			sig, err = doAuth(e)
+			_, err := doAuth(e)
 			return err
 		})
 		coldAuth.Samples = append(coldAuth.Samples, s)

@@ -150,8 +150,7 @@ func run(ctx context.Context, c config) error {
 		trace = f
 	}
 	b.logf("virtual CPS3 card, latency model %q (%v/APDU, %v/byte, %v/RSA)", c.latency, lat.PerAPDU, lat.PerByte, lat.RSA)
-	b.vc, err = harness.NewVCard(harness.VCardOptions{StateFile: filepath.Join(tmp, "card.json"), Latency: lat, Trace: trace, Record: true,
-		Logf: func(f string, a ...any) { b.logf("vcard: "+f, a...) }})
+	b.vc, err = harness.NewVCard(harness.VCardOptions{StateFile: filepath.Join(tmp, "card.json"), Latency: lat, Trace: trace, Record: true})
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ type Sample struct {
 	RSAOps   int64         `json:"rsaOps"`             // private-key operations on the card
 	Verifies int64         `json:"verifies"`           // VERIFY with data (PIN presentations)
 	FromPIN  int64         `json:"fromPin,omitempty"`  // APDUs from the first PIN VERIFY on (OpenSC: what a warm session would still send)
+	IDWall   time.Duration `json:"idWall,omitempty"`   // cold sequences: card-inserted event → identity answered
 	Engine   *EngineSide   `json:"engine,omitempty"`   // what the agent or engine reported
 	Projects *Projection   `json:"projects,omitempty"` // OpenSC sign: what completing it would add
 }

@@ -97,7 +97,18 @@ func readDER(ch *apdu.Channel) ([]byte, error) {
 // SELECT by path (P2=0C) of the default EFs from Quirks, then READ BINARY in
 // ReadChunk pieces; when a default path answers 6A 82 the PKCS#15 ODF → CDF
 // is followed instead (§2.2: the certificate FIDs are not public).
+//
+// Over the contactless interface the paths come from CPS3CLFacts (the
+// "CPX IAS CL" application) instead of Quirks.
 func (p *CPS3) ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error) {
+	authPath, signPath, appDF := p.Quirks.AuthCertPath, p.Quirks.SignCertPath, p.Quirks.AppDFPath
+	if p.CardType.Contactless {
+		authPath, signPath, appDF = CPS3CLFacts.AuthCertPath, CPS3CLFacts.SignCertPath, CPS3CLFacts.AppDFPath
+	}
+	pathKeys := []string{"authCertPath", "signCertPath"}
+	if p.CardType.Contactless {
+		pathKeys = nil
+	}
 	var fromP15 map[KeyRole][]byte
 	read := func(role KeyRole, quirk, what string) ([]byte, error) {
 		path, err := p.path(quirk, what)
@@ -110,13 +121,19 @@ func (p *CPS3) ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error)
 			if err != nil {
 				return nil, fmt.Errorf("reading %s certificate: %w", what, err)
 			}
+			if err := checkCertRole(der, role, quirk, pathKeys); err != nil {
+				return nil, err
+			}
 			return der, nil
 		}
 		if !iasecc.IsNotFound(err) {
 			return nil, fmt.Errorf("reading %s certificate: %w", what, err)
 		}
 		if fromP15 == nil {
-			if fromP15, err = p.certificatesFromPKCS15(ch); err != nil {
+			if fromP15, err = p.certificatesFromPKCS15(ch, appDF); err != nil {
+				if !p.CardType.Contactless {
+					err = quirkHint(err, "SELECT of the PKCS#15 ODF", []string{"appDfPath", "authCertPath", "signCertPath"}, apdu.SWFileNotFound)
+				}
 				return nil, fmt.Errorf("reading %s certificate: default path absent, PKCS#15: %w", what, err)
 			}
 		}
@@ -126,29 +143,39 @@ func (p *CPS3) ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error)
 		}
 		return der, nil
 	}
-	if auth, err = read(RoleAuthentication, p.Quirks.AuthCertPath, "authentication"); err != nil {
+	if auth, err = read(RoleAuthentication, authPath, "authentication"); err != nil {
 		return nil, nil, err
 	}
-	if sign, err = read(RoleSignature, p.Quirks.SignCertPath, "signature"); err != nil {
+	if sign, err = read(RoleSignature, signPath, "signature"); err != nil {
 		return nil, nil, err
 	}
 	return auth, sign, nil
 }
 
-// certificatesFromPKCS15 reads EF.ODF (AppDF/5031), each CDF it lists, and
-// each end-entity certificate those list; it classifies them by key usage
-// (nonRepudiation only = signature, otherwise authentication) because the
-// PKCS#15 IDs of a real CPx are not documented.
-func (p *CPS3) certificatesFromPKCS15(ch *apdu.Channel) (map[KeyRole][]byte, error) {
-	appDF, err := p.path(p.Quirks.AppDFPath, "appDfPath")
+// certificatesFromPKCS15 follows the PKCS#15 directory of the application
+// DF appDFPath (hex path from 3F00) with SELECT by path and READ BINARY.
+func (p *CPS3) certificatesFromPKCS15(ch *apdu.Channel, appDFPath string) (map[KeyRole][]byte, error) {
+	appDF, err := p.path(appDFPath, "appDfPath")
 	if err != nil {
 		return nil, err
 	}
-	readFile := func(pp P15Path) ([]byte, error) {
-		if _, err := iasecc.SelectPath(ch, pp.Path, false); err != nil {
+	return certificatesFromPKCS15(appDF, func(path []byte) ([]byte, error) {
+		if _, err := iasecc.SelectPath(ch, path, false); err != nil {
 			return nil, err
 		}
-		b, err := iasecc.ReadAll(ch, -1, ReadChunk)
+		return iasecc.ReadAll(ch, -1, ReadChunk)
+	})
+}
+
+// certificatesFromPKCS15 reads EF.ODF (appDF/5031), each CDF it lists, and
+// each end-entity certificate those list, through readFile (the whole EF at
+// an absolute path from 3F00); it classifies them by key usage
+// (nonRepudiation only = signature, otherwise authentication) because the
+// PKCS#15 IDs of a real CPx are not documented. Shared by the CPS3 (IAS-ECC)
+// and CPS4 (ChipDoc) profiles, which differ only in how a file is read.
+func certificatesFromPKCS15(appDF []byte, readWhole func(path []byte) ([]byte, error)) (map[KeyRole][]byte, error) {
+	readFile := func(pp P15Path) ([]byte, error) {
+		b, err := readWhole(pp.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +248,9 @@ func (p *CPS3) chvState(st iasecc.CHVStatus, max int) CHVState {
 // PINStatus sends VERIFY without data (§3 method 1), 1 APDU: 00 20 00 01.
 // The PIN is a global CHV, so no SELECT is needed unless Quirks.VerifyInMF.
 func (p *CPS3) PINStatus(ch *apdu.Channel) (CHVState, error) {
+	if p.CardType.Contactless {
+		return CHVState{}, fmt.Errorf("%w: no PIN over the contactless interface", ErrNotPermitted)
+	}
 	if p.Quirks.VerifyInMF {
 		if err := iasecc.SelectMF(ch); err != nil {
 			return CHVState{}, err
@@ -228,6 +258,7 @@ func (p *CPS3) PINStatus(ch *apdu.Channel) (CHVState, error) {
 	}
 	st, err := iasecc.VerifyStatus(ch, p.Quirks.VerifyP2PIN)
 	if err != nil {
+		err = quirkHint(err, "VERIFY without data (PIN status)", keysPINRef, apdu.SWReferencedDataNotFound, apdu.SWIncorrectP1P2)
 		return CHVState{}, fmt.Errorf("reading PIN status: %w", err)
 	}
 	return p.chvState(st, PINMaxTries), nil
@@ -238,10 +269,13 @@ func (p *CPS3) PINStatus(ch *apdu.Channel) (CHVState, error) {
 // and the uses left; a card without the DOCP falls back to VERIFY without
 // data (P2 = PUK reference).
 func (p *CPS3) PUKStatus(ch *apdu.Channel) (CHVState, error) {
+	if p.CardType.Contactless {
+		return CHVState{}, fmt.Errorf("%w: no PUK over the contactless interface", ErrNotPermitted)
+	}
 	if err := iasecc.SelectMF(ch); err != nil {
 		return CHVState{}, err
 	}
-	d, err := iasecc.GetCHVDOCP(ch, PUKSDORef)
+	d, err := iasecc.GetCHVDOCP(ch, p.Quirks.VerifyP2PUK&0x1F)
 	if err == nil {
 		s := CHVState{TriesLeft: d.TriesLeft, MaxTries: d.MaxTries, UsesLeft: d.UsesLeft}
 		if s.MaxTries < 0 {
@@ -256,6 +290,7 @@ func (p *CPS3) PUKStatus(ch *apdu.Channel) (CHVState, error) {
 	}
 	st, err := iasecc.VerifyStatus(ch, p.Quirks.VerifyP2PUK)
 	if err != nil {
+		err = quirkHint(err, "VERIFY without data (PUK status)", keysPUKRef, apdu.SWReferencedDataNotFound, apdu.SWIncorrectP1P2)
 		return CHVState{}, fmt.Errorf("reading PUK status: %w", err)
 	}
 	return p.chvState(st, PUKMaxTries), nil
@@ -264,6 +299,13 @@ func (p *CPS3) PUKStatus(ch *apdu.Channel) (CHVState, error) {
 // verifyErr turns VERIFY status words into profile errors (§3): 63 Cx →
 // *WrongPINError (63 C0 → blocked when Quirks.BlockedOn63C0), 69 83 → blocked.
 func (p *CPS3) verifyErr(err error, puk bool) error {
+	return chvError(err, puk, p.Quirks.BlockedOn63C0)
+}
+
+// chvError maps the status of a VERIFY (or of a command checking a secret)
+// for the PIN or the PUK: 63 Cx → *WrongPINError, 63 C0 → blocked when
+// blockedOn63C0, 69 83 → blocked; anything else is returned unchanged.
+func chvError(err error, puk, blockedOn63C0 bool) error {
 	if err == nil {
 		return nil
 	}
@@ -274,7 +316,7 @@ func (p *CPS3) verifyErr(err error, puk bool) error {
 	var se *apdu.StatusError
 	if errors.As(err, &se) {
 		if n, ok := se.TriesLeft(); ok {
-			if n == 0 && p.Quirks.BlockedOn63C0 {
+			if n == 0 && blockedOn63C0 {
 				return fmt.Errorf("%w: %w", blocked, err)
 			}
 			return &WrongPINError{PUK: puk, TriesLeft: n}
@@ -288,12 +330,33 @@ func (p *CPS3) verifyErr(err error, puk bool) error {
 
 // verifyPIN presents the PIN (1 APDU, 2 with Quirks.VerifyInMF).
 func (p *CPS3) verifyPIN(ch *apdu.Channel, enc []byte) error {
-	if p.Quirks.VerifyInMF {
+	return p.presentPIN(ch, enc, p.Quirks.VerifyInMF)
+}
+
+// presentPIN sends VERIFY for the PIN, after a SELECT of the MF when inMF.
+// A status that a wrong quirk explains becomes a *QuirkError.
+func (p *CPS3) presentPIN(ch *apdu.Channel, enc []byte, inMF bool) error {
+	if inMF {
 		if err := iasecc.SelectMF(ch); err != nil {
 			return err
 		}
 	}
-	return p.verifyErr(iasecc.Verify(ch, p.Quirks.VerifyP2PIN, enc), false)
+	err := p.verifyErr(iasecc.Verify(ch, p.Quirks.VerifyP2PIN, enc), false)
+	err = hintPINFormat(err, "VERIFY")
+	return quirkHint(err, "VERIFY", keysPINRef, apdu.SWReferencedDataNotFound, apdu.SWIncorrectP1P2)
+}
+
+// verifyInMFForKeys: Authenticate and Sign VERIFY with the MF current only
+// when the quirks say so and a SELECT does not clear the verified state
+// (the application DF is selected after the VERIFY then).
+func (p *CPS3) verifyInMFForKeys() bool { return p.Quirks.VerifyInMF && !p.Quirks.SelectClearsPIN }
+
+// afterVerify names the quirks that explain a "security status not
+// satisfied" right after a successful VERIFY, and a key not found in the
+// DF the quirks name.
+func afterVerify(err error, command string) error {
+	err = quirkHint(err, command, keysLostPIN, apdu.SWSecurityStatus)
+	return quirkHint(err, command, []string{"appDfPath"}, apdu.SWReferencedDataNotFound)
 }
 
 func (p *CPS3) selectAppDF(ch *apdu.Channel) error {
@@ -302,7 +365,7 @@ func (p *CPS3) selectAppDF(ch *apdu.Channel) error {
 		return err
 	}
 	_, err = iasecc.SelectPath(ch, df, false)
-	return err
+	return quirkHint(err, "SELECT of the application DF", []string{"appDfPath"}, apdu.SWFileNotFound)
 }
 
 // Authenticate signs caller data with the authentication key (§4.1):
@@ -313,6 +376,9 @@ func (p *CPS3) selectAppDF(ch *apdu.Channel) error {
 //	00 88 00 00 Lc data 00              INTERNAL AUTHENTICATE → 61 00
 //	00 C0 00 00 00                      GET RESPONSE (256 bytes)
 func (p *CPS3) Authenticate(ch *apdu.Channel, pin, data []byte) ([]byte, error) {
+	if p.CardType.Contactless {
+		return nil, fmt.Errorf("%w: no authentication over the contactless interface", ErrNotPermitted)
+	}
 	if len(data) == 0 || len(data) > MaxAuthInput {
 		return nil, fmt.Errorf("%w: authentication data of %d bytes (1..%d)", ErrFormat, len(data), MaxAuthInput)
 	}
@@ -321,23 +387,25 @@ func (p *CPS3) Authenticate(ch *apdu.Channel, pin, data []byte) ([]byte, error) 
 		return nil, err
 	}
 	defer clear(enc)
-	if !p.Quirks.VerifyInMF {
+	inMF := p.verifyInMFForKeys()
+	if !inMF {
 		if err := p.selectAppDF(ch); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.verifyPIN(ch, enc); err != nil {
+	if err := p.presentPIN(ch, enc, inMF); err != nil {
 		return nil, err
 	}
-	if p.Quirks.VerifyInMF {
+	if inMF {
 		if err := p.selectAppDF(ch); err != nil {
 			return nil, err
 		}
 	}
 	if err := iasecc.MSESetAT(ch, KeyAuthentication, AlgAuthPKCS1); err != nil {
-		return nil, err
+		return nil, afterVerify(err, "MSE SET AT")
 	}
-	return iasecc.InternalAuthenticate(ch, data)
+	sig, err := iasecc.InternalAuthenticate(ch, data)
+	return sig, afterVerify(err, "INTERNAL AUTHENTICATE")
 }
 
 // Sign signs msg with the non-repudiation key, RSA PKCS#1 v1.5 with SHA-256,
@@ -360,36 +428,52 @@ func (p *CPS3) Sign(ch *apdu.Channel, pin, msg []byte) ([]byte, error) {
 	}
 	defer clear(enc)
 	split := iasecc.SplitSHA256(msg)
-	if !p.Quirks.VerifyInMF {
+	inMF := p.verifyInMFForKeys()
+	if !inMF {
 		if err := p.selectAppDF(ch); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.verifyPIN(ch, enc); err != nil {
+	if err := p.presentPIN(ch, enc, inMF); err != nil {
 		return nil, err
 	}
-	if p.Quirks.VerifyInMF {
+	if inMF {
 		if err := p.selectAppDF(ch); err != nil {
 			return nil, err
 		}
+	}
+	// The empty message has an empty PSO HASH tail (80 00), which a card may
+	// refuse (card-cpx.md §4.2, §8 item 4 [?]; Quirks.EmptyHashTail): the
+	// complete hash can go as PSO CDS data instead (the Cryptolib's
+	// CKM_RSA_PKCS path), after MSE SET DST only.
+	hashInCDS := func() ([]byte, error) {
+		h := sha256.Sum256(nil)
+		sig, err := iasecc.PSOComputeDigitalSignatureOfHash(ch, h[:])
+		return sig, quirkHint(afterVerify(err, "PSO CDS"), "PSO CDS with the hash as data", []string{"emptyHashTail"}, apdu.SWWrongData)
+	}
+	if len(msg) == 0 && p.Quirks.EmptyHashTail == EmptyTailCDS {
+		if err := iasecc.MSESetDST(ch, KeySignature, AlgSigSHA256); err != nil {
+			return nil, afterVerify(err, "MSE SET DST")
+		}
+		return hashInCDS()
 	}
 	if err := iasecc.MSESetHT(ch, AlgHashSHA256); err != nil {
-		return nil, err
+		return nil, afterVerify(err, "MSE SET HT")
 	}
 	if err := iasecc.MSESetDST(ch, KeySignature, AlgSigSHA256); err != nil {
-		return nil, err
+		return nil, afterVerify(err, "MSE SET DST")
 	}
 	if err := iasecc.PSOHash(ch, split); err != nil {
 		if len(msg) == 0 && errors.Is(err, apdu.ErrWrongData) {
-			// The card refuses an empty tail (80 00, card-cpx.md §4.2 [?]);
-			// the Cryptolib would refuse an empty message altogether. Give
-			// the card the whole hash instead (its CKM_RSA_PKCS path).
-			h := sha256.Sum256(nil)
-			return iasecc.PSOComputeDigitalSignatureOfHash(ch, h[:])
+			if p.Quirks.EmptyHashTail != EmptyTailPSOHash {
+				return hashInCDS()
+			}
+			return nil, quirkHint(err, "PSO HASH with an empty tail (80 00)", []string{"emptyHashTail"}, apdu.SWWrongData)
 		}
-		return nil, err
+		return nil, afterVerify(err, "PSO HASH")
 	}
-	return iasecc.PSOComputeDigitalSignature(ch)
+	sig, err := iasecc.PSOComputeDigitalSignature(ch)
+	return sig, afterVerify(err, "PSO CDS")
 }
 
 // ChangePIN: VERIFY old (IAS-ECC has no implicit check), then
@@ -411,7 +495,16 @@ func (p *CPS3) ChangePIN(ch *apdu.Channel, oldPIN, newPIN []byte) error {
 	if err := p.verifyPIN(ch, encOld); err != nil {
 		return err
 	}
-	return p.verifyErr(iasecc.ChangeReferenceData(ch, p.Quirks.VerifyP2PIN, encOld, encNew), false)
+	var err2 error
+	if p.Quirks.ChangeReferenceP1 == 0x01 {
+		// New PIN only; the VERIFY above is the check (ISO 7816-4 P1=01).
+		err2 = iasecc.ChangeReferenceDataNewOnly(ch, p.Quirks.VerifyP2PIN, encNew)
+	} else {
+		err2 = iasecc.ChangeReferenceData(ch, p.Quirks.VerifyP2PIN, encOld, encNew)
+	}
+	err2 = p.verifyErr(err2, false)
+	return quirkHint(err2, "CHANGE REFERENCE DATA", append([]string{"changeReferenceP1"}, keysPINFormat...),
+		apdu.SWIncorrectP1P2, apdu.SWWrongP1P2, apdu.SWWrongData, apdu.SWWrongLength)
 }
 
 // Unblock: VERIFY the PUK (00 20 00 02 08 …), then RESET RETRY COUNTER
@@ -442,13 +535,16 @@ func (p *CPS3) Unblock(ch *apdu.Channel, puk, newPIN []byte) error {
 		}
 	}
 	if err := p.verifyErr(iasecc.Verify(ch, p.Quirks.VerifyP2PUK, encPUK), true); err != nil {
-		return err
+		err = hintPINFormat(err, "VERIFY of the PUK")
+		return quirkHint(err, "VERIFY of the PUK", keysPUKRef, apdu.SWReferencedDataNotFound, apdu.SWIncorrectP1P2)
 	}
 	if err := iasecc.ResetRetryCounter(ch, 0x02, p.Quirks.VerifyP2PIN, encNew); err != nil {
 		if errors.Is(err, apdu.ErrAuthBlocked) {
 			return fmt.Errorf("%w: %w", ErrPUKBlocked, err)
 		}
-		return err
+		// 69 82: the card wants another CHV verified first (SE #3 names it).
+		err = quirkHint(err, "RESET RETRY COUNTER", []string{"verifyP2Puk"}, apdu.SWSecurityStatus)
+		return hintPINFormat(err, "RESET RETRY COUNTER")
 	}
 	return nil
 }

@@ -65,8 +65,11 @@ func TestRecognise(t *testing.T) {
 		{"3B 8F 80 01 00 31 B8 64 04 B0 EC C1 73 94 01 80 82 90 00 0E", GenerationCPS3CL, true, true, "CPS3 contactless"},
 		{"3B 8F 80 01 00 31 B8 64 FF FF EC FF 73 94 01 80 82 90 00 0E", GenerationCPS3CL, true, true, "CPS3 CL masked"},
 		{"2B 8F 80 01 00 31 B8 64 04 B0 EC C1 73 94 01 80 82 90 00 0E", GenerationUnknown, false, false, "OpenSC's 2B typo"},
-		{"3B 9B 18 80 01 00 12 25 00 64 80 04 01 00 00 90 44", GenerationCPS4, false, false, "CPS4"},
-		{"3B DC 18 FF 00 00 12 25 00 64 80 00 04 01 00 90 00", GenerationCPS4, false, false, "CPS4 RC T=0"},
+		{"3B 9B 18 80 01 00 12 25 00 64 80 04 01 00 00 90 44", GenerationCPS4, true, false, "CPS4"},
+		{"3B 9B 18 80 01 00 12 25 00 64 80 00 04 01 00 90 44", GenerationCPS4, true, false, "CPS4 RC"},
+		{"3B DC 18 FF 00 00 12 25 00 64 80 00 04 01 00 90 00", GenerationCPS4, true, false, "CPS4 RC T=0 (also fits the CPS3 mask)"},
+		{"3B 9B 18 80 01 00 12 25 00 64 80 04 01 00 00 90 45", GenerationUnknown, false, false, "CPS4 with one byte off (exact match)"},
+		{"3B 88 80 01 00 47 45 4E 45 52 49 43 58", GenerationUnknown, false, false, "generic ISO card"},
 		{"3B AC 00 40 2A 00 12 25 00 64 80 00 03 10 00 90", GenerationUnknown, false, false, "short"},
 		{"3B 95 13 81 01 80 73 FF 01 00 0B", GenerationUnknown, false, false, "vicc"},
 		{"", GenerationUnknown, false, false, "empty"},
@@ -76,9 +79,15 @@ func TestRecognise(t *testing.T) {
 		if ct.Generation != tt.gen || ct.Supported != tt.ok || ct.Contactless != tt.cl {
 			t.Errorf("%s: %+v", tt.desc, ct)
 		}
-		_, err := NewProfile(h(tt.atr), DefaultQuirks())
+		p, err := NewProfile(h(tt.atr), DefaultQuirks())
 		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrUnsupported)) {
 			t.Errorf("%s: NewProfile err = %v", tt.desc, err)
+		}
+		if err == nil && p.Type() != ct {
+			t.Errorf("%s: profile type %+v, Recognise %+v", tt.desc, p.Type(), ct)
+		}
+		if _, isCPS4 := p.(*CPS4); err == nil && isCPS4 != (tt.gen == GenerationCPS4) {
+			t.Errorf("%s: profile %T", tt.desc, p)
 		}
 	}
 }

@@ -4,7 +4,9 @@
 //
 // Every fact that card-cpx.md marks [?] (unconfirmed on a real card) lives in
 // the Quirks table below and nowhere else, so a field report can correct it
-// in one place (and, later, from a quirks file without a rebuild).
+// in one place, and a JSON quirks file can change it without a rebuild
+// (quirksfile.go: shipped defaults in quirks.json, overridden by the machine
+// policy directory's quirks.json).
 package cps
 
 // Generation names a card family as reported to portals (identity.card.generation).
@@ -97,7 +99,35 @@ type Quirks struct {
 	// the vendor trace happens to send VERIFY with the MF current
 	// (card-cpx.md §3). Default false (one APDU less per PIN operation).
 	VerifyInMF bool `json:"verifyInMf"`
+
+	// Fields below were added for the field probe and the quirks file
+	// (issue #10); each names the card-cpx.md [?] it stands for.
+
+	// ChangeReferenceP1 is the P1 of CHANGE REFERENCE DATA: 0x00 (default,
+	// OpenSC: data = old PIN ‖ new PIN, sent after a VERIFY of the old PIN)
+	// or 0x01 (ISO 7816-4: data = new PIN only, the VERIFY just before it
+	// being the check). card-cpx.md §3, §8 item 5.
+	ChangeReferenceP1 byte `json:"changeReferenceP1"`
+	// SelectClearsPIN says that selecting a DF (the MF or the application
+	// DF) clears the card's verified PIN state, as OpenSC's logout (a SELECT
+	// of the root AID) suggests (card-cpx.md §3 [?]). When set, Authenticate
+	// and Sign send their VERIFY after their last SELECT even if VerifyInMF
+	// is set. Default false.
+	SelectClearsPIN bool `json:"selectClearsPin"`
+	// EmptyHashTail says how a message whose PSO HASH tail is empty (the
+	// empty message) is signed (card-cpx.md §4.2, §8 item 4): "fallback"
+	// (default, also ""): PSO HASH with "80 00", and when the card refuses
+	// it with 6A 80 the complete hash as PSO CDS data; "psohash": "80 00"
+	// only; "cds": the complete hash as PSO CDS data, no PSO HASH.
+	EmptyHashTail string `json:"emptyHashTail"`
 }
+
+// EmptyHashTail values.
+const (
+	EmptyTailFallback = "fallback"
+	EmptyTailPSOHash  = "psohash"
+	EmptyTailCDS      = "cds"
+)
 
 // DefaultQuirks returns the agent's defaults for a CPS3 contact card.
 func DefaultQuirks() Quirks {
@@ -110,5 +140,7 @@ func DefaultQuirks() Quirks {
 		SignCertPath:        "3F000001A002",
 		ResetRetryCounterP1: 0x02,
 		AppDFPath:           "3F000001",
+		ChangeReferenceP1:   0x00,
+		EmptyHashTail:       EmptyTailFallback,
 	}
 }

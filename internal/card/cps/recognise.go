@@ -7,14 +7,8 @@ import (
 	"github.com/cpsagent/cpsagent/internal/card/apdu"
 )
 
-// CPS4 ATRs (card-cpx.md §1, Cryptolib only, exact match). CPS4 is not
-// IAS-ECC on the crypto side (§4.4): it is recognised and reported as
-// unsupported until its own Profile exists.
-var ATRsCPS4 = [][]byte{
-	{0x3B, 0x9B, 0x18, 0x80, 0x01, 0x00, 0x12, 0x25, 0x00, 0x64, 0x80, 0x04, 0x01, 0x00, 0x00, 0x90, 0x44},
-	{0x3B, 0x9B, 0x18, 0x80, 0x01, 0x00, 0x12, 0x25, 0x00, 0x64, 0x80, 0x00, 0x04, 0x01, 0x00, 0x90, 0x44},
-	{0x3B, 0xDC, 0x18, 0xFF, 0x00, 0x00, 0x12, 0x25, 0x00, 0x64, 0x80, 0x00, 0x04, 0x01, 0x00, 0x90, 0x00},
-}
+// ATRsCPS4 are the CPS4 ATRs, matched exactly (CPS4Facts.ATRs, card-cpx.md §1).
+var ATRsCPS4 = CPS4Facts.ATRs
 
 // GenerationUnknown names a card whose ATR matches no CPx entry.
 const GenerationUnknown = "unknown"
@@ -39,14 +33,15 @@ func MatchATR(atr, ref, mask []byte) bool {
 	return true
 }
 
-// Recognise classifies a card from its ATR (card-cpx.md §1): CPS3 contact
-// and contactless with the masks both drivers use, CPS4 by exact match.
+// Recognise classifies a card from its ATR alone (card-cpx.md §1): CPS3
+// contact and contactless with the masks both drivers use, CPS4 by exact
+// match (CPS4Facts). Anything else is GenerationUnknown and unsupported.
 func Recognise(atr []byte) CardType {
 	// CPS4 first: the CPS3 contact mask also matches the CPS4 release
 	// candidate's T=0 ATR 3B DC 18 FF 00 00 12 25 00 64 80 00 04 01 00 90 00.
-	for _, a := range ATRsCPS4 {
+	for _, a := range CPS4Facts.ATRs {
 		if bytes.Equal(atr, a) {
-			return CardType{Generation: GenerationCPS4}
+			return CardType{Generation: GenerationCPS4, Supported: true}
 		}
 	}
 	switch {
@@ -99,11 +94,24 @@ type Profile interface {
 	Unblock(ch *apdu.Channel, puk, newPIN []byte) error
 }
 
-// NewProfile returns the Profile for a card, or ErrUnsupported.
+// AuthKeySizer is implemented by profiles that pad the authentication
+// input on the host (CPS4): the engine tells them the modulus size of the
+// authentication certificate before Authenticate.
+type AuthKeySizer interface {
+	SetAuthKeyBits(bits int)
+}
+
+// NewProfile returns the Profile for a card, chosen from its ATR, or
+// ErrUnsupported. CPS3 contact and contactless cards get the IAS-ECC
+// profile (CPS3), CPS4 cards the ChipDoc profile (CPS4) with CPS4Facts;
+// the PIN encoding quirks apply to both.
 func NewProfile(atr []byte, q Quirks) (Profile, error) {
 	ct := Recognise(atr)
 	if !ct.Supported {
 		return nil, fmt.Errorf("%w: %s card (ATR %s)", ErrUnsupported, ct.Generation, apdu.Hex(atr))
+	}
+	if ct.Generation == GenerationCPS4 {
+		return NewCPS4(q, CPS4Facts), nil
 	}
 	return &CPS3{Quirks: q, CardType: ct}, nil
 }

@@ -95,13 +95,22 @@ type Card struct {
 	stats      Stats
 	state      *stateFile
 	stateError error
+
+	// model is Config.Model; cps4 holds the CPS4 model's logical channels
+	// (model.go, cps4.go).
+	model string
+	cps4  *cps4State
 }
 
 // NewCard builds a card from cfg. When cfg.StateFile names an existing
 // file, the card's identity, codes and counters come from it; otherwise the
 // file (if named) is created from cfg.
 func NewCard(cfg Config) (*Card, error) {
-	cfg, err := cfg.normalize()
+	cfg, err := cfg.withModel()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err = cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +158,7 @@ func NewCard(cfg Config) (*Card, error) {
 	p15 := buildPKCS15(cfg, cfg.SignKey.N.BitLen(), cfg.AuthKey.N.BitLen())
 	c.mf, c.app = buildFS(cfg, p15)
 	c.curDF = c.mf
+	c.initModel(p15)
 	if cfg.StateFile != "" {
 		c.state = &stateFile{path: cfg.StateFile}
 		if err := c.persist(); err != nil {
@@ -168,7 +178,7 @@ func (c *Card) Config() Config {
 	return cfg
 }
 
-// ATR returns the CPS3 contact ATR.
+// ATR returns the card's ATR (the CPS3 contact ATR unless Config.Model says otherwise).
 func (c *Card) ATR() []byte { return bytes.Clone(c.atr) }
 
 // Serial returns the 10-digit card number stored in EF.SN.ICC.
@@ -214,6 +224,7 @@ func (c *Card) clearVolatile() {
 	c.curDF, c.curEF = c.mf, nil
 	c.se = securityEnv{}
 	c.pending, c.secret, c.chain = nil, false, nil
+	c.resetModel()
 }
 
 // Transmit processes one command APDU and returns the response APDU. It
@@ -250,6 +261,9 @@ type response struct {
 func sw(s uint16) response { return response{sw: s} }
 
 func (c *Card) process(raw []byte) []byte {
+	if resp, done := c.processModel(raw); done {
+		return resp
+	}
 	c.maskResp = false
 	cmd, err := apdu.ParseCommand(raw)
 	if err != nil {
@@ -493,6 +507,10 @@ func (c *Card) setCurrent(df, ef *file, appSelect bool) {
 	if appSelect && c.cfg.Behaviour.AppSelectClearsPIN && (df == c.mf || df == c.app) {
 		c.pin.verified, c.puk.verified, c.consent = false, false, false
 	}
+	if ef == nil && c.cfg.Behaviour.SelectClearsPIN && (df == c.mf || df == c.app) {
+		// A SELECT of the DF itself (ef == nil), however it was named.
+		c.pin.verified, c.puk.verified, c.consent = false, false, false
+	}
 	c.curDF, c.curEF = df, ef
 }
 
@@ -558,5 +576,5 @@ func (c *Card) getChallenge(cmd apdu.Command) response {
 
 // String describes the card for logs (never a secret).
 func (c *Card) String() string {
-	return fmt.Sprintf("virtual CPS3 %s (%s)", c.cfg.Serial, c.cfg.Holder)
+	return fmt.Sprintf("virtual %s %s (%s)", modelTitle(c.model), c.cfg.Serial, c.cfg.Holder)
 }

@@ -8,13 +8,16 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/cpsagent/cpsagent/internal/card/apdu"
 )
 
-// RunCommand is the body of `cpsagent vcard`: it inserts a virtual CPS3
-// card into a vpcd reader and keeps it there (across pcscd restarts) until
-// ctx is cancelled.
+// RunCommand is the body of `cpsagent vcard`: it inserts a virtual card
+// (a CPS3 by default; --model cps4, cps3-cl or other) into a vpcd reader
+// and keeps it there (across pcscd restarts) until ctx is cancelled.
 //
-//	cpsagent vcard [--vpcd 127.0.0.1:35963] [--identity medecin] [--state FILE]
+//	cpsagent vcard [--vpcd 127.0.0.1:35963] [--model cps3|cps4|cps3-cl|other]
+//	               [--identity medecin] [--state FILE]
 //	               [--trace FILE] [--latency instant|cps3|cps3-trace]
 //	               [--transport t0|t1] [--list]
 func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -25,10 +28,11 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	statePath := fs.String("state", "", "state file keeping the card's keys, certificates, codes and counters across runs")
 	tracePath := fs.String("trace", "", "append an APDU trace to this file (PIN data masked)")
 	latency := fs.String("latency", "instant", "latency model: "+strings.Join(LatencyPresets(), ", "))
-	transport := fs.String("transport", "t0", "t0 (61xx and GET RESPONSE, like a CPS3) or t1 (data returned directly)")
+	transport := fs.String("transport", "", "t0 (61xx and GET RESPONSE, like a CPS3) or t1 (data returned directly); default t0, t1 for a CPS4")
+	model := fs.String("model", ModelCPS3, "card model: "+strings.Join(Models(), ", ")+" (other: a non-CPx card the agent must leave alone)")
 	list := fs.Bool("list", false, "list the identities and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cpsagent vcard [flags]\n\nInserts a virtual CPS3 test card into a vsmartcard vpcd reader.")
+		fmt.Fprintln(stderr, "usage: cpsagent vcard [flags]\n\nInserts a virtual CPS3 or CPS4 test card (or a non-CPx card) into a vsmartcard vpcd reader.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +63,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg.StateFile = *statePath
 	cfg.Latency = lat
 	cfg.Behaviour.Transport = *transport
+	cfg.Model = *model
 	if *tracePath != "" {
 		f, err := os.OpenFile(*tracePath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
@@ -77,7 +82,11 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		slot = "unknown vpcd slot"
 	}
 	st := card.PINStatus()
-	fmt.Fprintf(stdout, "virtual CPS3 card (test card, not a real CPS)\n")
+	if cur.Model == ModelOther {
+		fmt.Fprintf(stdout, "virtual non-CPx card (ATR %s): the agent must report it unsupported and send it nothing\n", apdu.Hex(card.ATR()))
+	} else {
+		fmt.Fprintf(stdout, "virtual %s card (test card, not a real CPS)\n", modelTitle(cur.Model))
+	}
 	fmt.Fprintf(stdout, "  reader:   %s (vpcd %s)\n", slot, *addr)
 	fmt.Fprintf(stdout, "  identity: %s\n", cur.Holder)
 	fmt.Fprintf(stdout, "  serial:   %s (Cryptolib: %s)\n", cur.Serial, cur.Serial[:8])

@@ -78,6 +78,38 @@ type Behaviour struct {
 	// 0 means the FIDs of cps.DefaultQuirks (A001 and A002).
 	AuthCertFID uint16 `json:"authCertFid,omitempty"`
 	SignCertFID uint16 `json:"signCertFid,omitempty"`
+
+	// The fields below answer the other way for the remaining [?] facts that
+	// the agent's quirks file covers (issue #10, docs/field-test.md).
+
+	// LocalCHVRefs makes the PIN and the PUK answer VERIFY, CHANGE REFERENCE
+	// DATA and RESET RETRY COUNTER at P2 = 80|PINRef and 80|PUKRef (specific
+	// references: "01 vs 81", card-cpx.md §3, §8 item 1); P2 = PINRef then
+	// answers 6A 88. GET DATA still names the SDOs by their plain reference.
+	LocalCHVRefs bool `json:"localChvRefs,omitempty"`
+	// ChangeP1 is the P1 that CHANGE REFERENCE DATA accepts: 0 (default: 00,
+	// data = old‖new) or 1 (01: data = new value only, the PIN having been
+	// verified just before). The other P1 answers 6A 86 (card-cpx.md §3,
+	// §8 item 5).
+	ChangeP1 byte `json:"changeP1,omitempty"`
+	// VerifyNeedsMF makes VERIFY (with or without data) answer 6A 88 unless
+	// the MF is the current DF, as GET DATA of a CHV does; the vendor trace
+	// sends VERIFY with the MF current (card-cpx.md §3).
+	VerifyNeedsMF bool `json:"verifyNeedsMf,omitempty"`
+	// SelectClearsPIN clears the verified state on every SELECT of the MF
+	// or of the application DF, by FID, path or name (AppSelectClearsPIN:
+	// by name only). card-cpx.md §3 [?].
+	SelectClearsPIN bool `json:"selectClearsPin,omitempty"`
+	// AppDFFID is the FID of the PKCS#15 application DF; 0 means 0001
+	// (card-cpx.md §2.2: that 3F00/0001 is the AID's DF is inferred).
+	AppDFFID uint16 `json:"appDfFid,omitempty"`
+
+	// ChannelNeedsManage (CPS4 model, issue #9): a SELECT on a closed
+	// logical channel answers 68 81 instead of opening it, so only MANAGE
+	// CHANNEL opens channels. Default: SELECT opens the channel, which the
+	// Cryptolib relies on (cps.CPS4Facts.ManageChannelOpen is the agent's
+	// fallback).
+	ChannelNeedsManage bool `json:"channelNeedsManage,omitempty"`
 }
 
 // withDefaults returns b with empty fields set to their defaults.
@@ -105,6 +137,9 @@ func (b Behaviour) withDefaults() Behaviour {
 	}
 	if b.Transport == "" {
 		b.Transport = "t0"
+	}
+	if b.AppDFFID == 0 {
+		b.AppDFFID = cps.FIDAppDF
 	}
 	q := cps.DefaultQuirks()
 	if b.AuthCertFID == 0 {
@@ -134,6 +169,12 @@ func (b Behaviour) validate() error {
 		return fmt.Errorf("%w: CHV references %02X/%02X must differ and be global (01..1F)", ErrConfig, b.PINRef, b.PUKRef)
 	case b.AuthCertFID == b.SignCertFID:
 		return fmt.Errorf("%w: certificate FIDs must differ", ErrConfig)
+	case b.ChangeP1 > 1:
+		return fmt.Errorf("%w: changeP1 %02X (want 0 or 1)", ErrConfig, b.ChangeP1)
+	}
+	switch b.AppDFFID {
+	case 0x0000, 0x3F00, 0x3FFF, 0xFFFF, cps.FIDEFATR, cps.FIDEFDIR, cps.FIDEFSNICC:
+		return fmt.Errorf("%w: application DF FID %04X is reserved", ErrConfig, b.AppDFFID)
 	}
 	for _, fid := range []uint16{b.AuthCertFID, b.SignCertFID} {
 		switch fid {
@@ -154,8 +195,22 @@ func (b Behaviour) AgentQuirks() cps.Quirks {
 	q.PINPadByte = b.PINPadByte
 	q.VerifyP2PIN = b.PINRef
 	q.VerifyP2PUK = b.PUKRef
-	q.AuthCertPath = fmt.Sprintf("3F000001%04X", b.AuthCertFID)
-	q.SignCertPath = fmt.Sprintf("3F000001%04X", b.SignCertFID)
+	if b.LocalCHVRefs {
+		q.VerifyP2PIN |= 0x80
+		q.VerifyP2PUK |= 0x80
+	}
+	q.AppDFPath = fmt.Sprintf("3F00%04X", b.AppDFFID)
+	q.AuthCertPath = fmt.Sprintf("3F00%04X%04X", b.AppDFFID, b.AuthCertFID)
+	q.SignCertPath = fmt.Sprintf("3F00%04X%04X", b.AppDFFID, b.SignCertFID)
+	q.ChangeReferenceP1 = b.ChangeP1
+	q.VerifyInMF = b.VerifyNeedsMF
+	q.SelectClearsPIN = b.SelectClearsPIN
+	switch {
+	case b.RejectEmptyHashTail && !b.RejectHashInCDS:
+		q.EmptyHashTail = cps.EmptyTailCDS
+	case b.RejectHashInCDS && !b.RejectEmptyHashTail:
+		q.EmptyHashTail = cps.EmptyTailPSOHash
+	}
 	return q
 }
 
@@ -212,6 +267,9 @@ type Config struct {
 	Rand io.Reader `json:"-"`
 	// Now stamps the trace; nil means time.Now.
 	Now func() time.Time `json:"-"`
+	// Model is the kind of card (model.go): ModelCPS3 (default), ModelCPS4,
+	// ModelCPS3CL or ModelOther.
+	Model string `json:"model,omitempty"`
 }
 
 // normalize fills defaults and validates the parts that do not come from a

@@ -92,7 +92,9 @@ type pkcs15Files struct {
 // buildPKCS15 encodes ODF, TokenInfo, AODF, PrKDF and CDF for a card.
 func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 	b := cfg.Behaviour
-	appPath := func(fid uint16) []byte { return derPath(0x3F, 0x00, 0x00, 0x01, byte(fid>>8), byte(fid)) }
+	appPath := func(fid uint16) []byte {
+		return derPath(0x3F, 0x00, byte(b.AppDFFID>>8), byte(b.AppDFFID), byte(fid>>8), byte(fid))
+	}
 
 	var f pkcs15Files
 	// ODF: privateKeys [0], certificates [4], authObjects [8].
@@ -144,7 +146,7 @@ func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 	pinAttrs := func(flags []int, minLen, storedLen, maxLen int, ref byte) []byte {
 		parts := [][]byte{derBits(flags...), derTLV(0x0A, big.NewInt(pinType).Bytes()),
 			derInt(int64(minLen)), derInt(int64(storedLen)), derInt(int64(maxLen)),
-			derTLV(0x80, []byte{ref})}
+			derTLV(0x80, refInteger(ref))}
 		if b.PINPadLength > 0 {
 			parts = append(parts, derTLV(0x04, []byte{b.PINPadByte}))
 		}
@@ -180,12 +182,12 @@ func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 		derSeq(
 			derSeq(derUTF8("Code porteur"), derBits(0, 1), derTLV(0x04, []byte{0x02})),
 			derSeq(derTLV(0x04, []byte{0x01})),
-			derTLV(0xA1, pinAttrs(pinFlags, pmin, pstored, pmax, b.PINRef)),
+			derTLV(0xA1, pinAttrs(pinFlags, pmin, pstored, pmax, b.chvP2(b.PINRef))),
 		),
 		derSeq(
 			derSeq(derUTF8("Code de déblocage"), derBits(0)),
 			derSeq(derTLV(0x04, []byte{0x02})),
-			derTLV(0xA1, pinAttrs(pukFlags, kmin, kstored, kmax, b.PUKRef)),
+			derTLV(0xA1, pinAttrs(pukFlags, kmin, kstored, kmax, b.chvP2(b.PUKRef))),
 		),
 	)
 
@@ -229,6 +231,15 @@ func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 		cert("Certificat de Signature CPS", idSign, b.SignCertFID),
 	)
 	return f
+}
+
+// refInteger encodes a PKCS#15 Reference (INTEGER) of one byte: 81 needs a
+// leading 00 to stay positive.
+func refInteger(ref byte) []byte {
+	if ref&0x80 != 0 {
+		return []byte{0x00, ref}
+	}
+	return []byte{ref}
 }
 
 // DER helpers. Lengths and tags go through apdu.EncodeTLV (BER-TLV with

@@ -48,7 +48,13 @@
 //   - the transport is T=0: every command with response data, other than
 //     READ BINARY, GET CHALLENGE and GET RESPONSE, answers 61 xx;
 //   - the RSA key DOCP reports its size in bytes (01 00), which is what
-//     OpenSC's PSO DST path expects.
+//     OpenSC's PSO DST path expects;
+//   - VERIFY, CHANGE and RESET RETRY COUNTER name the PIN and PUK with
+//     P2 01 / 02 (LocalCHVRefs: 81 / 82); CHANGE takes P1 00 with old‖new
+//     (ChangeP1 01: new value only); VERIFY works in any DF (VerifyNeedsMF:
+//     MF only); the application DF is 3F00/0001 (AppDFFID). Each of these is
+//     a quirk of the agent (cps.Quirks, the quirks file), and
+//     Behaviour.AgentQuirks gives the quirks that match a card.
 //
 // # Notes from running OpenSC 0.23 (Debian 12) against the card
 //

@@ -93,7 +93,7 @@ func buildFS(cfg Config, p15 pkcs15Files) (mf, app *file) {
 		return &file{fid: fid, sfi: sfi, acl: acl, aclCL: aclContactles, data: data}
 	}
 	mf = &file{fid: cps.FIDMF, df: true, name: cps.AIDIASECCRoot, acl: aclDF, aclCL: aclDF}
-	app = &file{fid: cps.FIDAppDF, df: true, name: cps.AIDPKCS15Contact, acl: aclDF, aclCL: aclDF}
+	app = &file{fid: b.AppDFFID, df: true, name: cps.AIDPKCS15Contact, acl: aclDF, aclCL: aclDF}
 	mf.add(
 		ef(cps.FIDEFATR, 0x1D, aclAdminEF, efATR),
 		ef(cps.FIDEFDIR, 0x1E, aclAdminEF, buildEFDIR()),

@@ -75,7 +75,7 @@ func (c *Card) chvData(ref byte, tag uint32) ([]byte, uint16) {
 	if c.curDF != c.mf {
 		return nil, apdu.SWReferencedDataNotFound
 	}
-	ch := c.chvByRef(ref & 0x1F)
+	ch := c.chvBySDO(ref & 0x1F)
 	if ch == nil {
 		return nil, apdu.SWReferencedDataNotFound
 	}
@@ -159,9 +159,9 @@ func (c *Card) seData(ref byte, tag uint32) ([]byte, uint16) {
 	var chvRef byte
 	switch ref & 0x1F {
 	case 1:
-		chvRef = c.pin.ref
+		chvRef = c.cfg.Behaviour.chvP2(c.pin.ref)
 	case 3:
-		chvRef = c.puk.ref
+		chvRef = c.cfg.Behaviour.chvP2(c.puk.ref)
 	default:
 		return nil, apdu.SWReferencedDataNotFound
 	}

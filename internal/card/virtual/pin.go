@@ -79,7 +79,21 @@ func decodeSecret(b Behaviour, data []byte) (string, bool) {
 	return s, true
 }
 
+// chvByRef finds the PIN or the PUK from the P2 of VERIFY, CHANGE
+// REFERENCE DATA or RESET RETRY COUNTER (80|ref with Behaviour.LocalCHVRefs).
 func (c *Card) chvByRef(ref byte) *chv {
+	b := c.cfg.Behaviour
+	switch ref {
+	case b.chvP2(c.pin.ref):
+		return c.pin
+	case b.chvP2(c.puk.ref):
+		return c.puk
+	}
+	return nil
+}
+
+// chvBySDO finds the PIN or the PUK from its SDO reference (GET DATA).
+func (c *Card) chvBySDO(ref byte) *chv {
 	switch ref {
 	case c.pin.ref:
 		return c.pin
@@ -87,6 +101,14 @@ func (c *Card) chvByRef(ref byte) *chv {
 		return c.puk
 	}
 	return nil
+}
+
+// chvP2 is the P2 that addresses the CHV of SDO reference ref.
+func (b Behaviour) chvP2(ref byte) byte {
+	if b.LocalCHVRefs {
+		return ref | 0x80
+	}
+	return ref
 }
 
 // status is the answer to VERIFY without data: 90 00 when verified since
@@ -136,7 +158,7 @@ func (c *Card) verify(cmd apdu.Command) response {
 		return sw(apdu.SWIncorrectP1P2)
 	}
 	ch := c.chvByRef(cmd.P2)
-	if ch == nil {
+	if ch == nil || c.cfg.Behaviour.VerifyNeedsMF && c.curDF != c.mf {
 		return sw(apdu.SWReferencedDataNotFound)
 	}
 	if len(cmd.Data) == 0 {
@@ -176,7 +198,7 @@ func (c *Card) verify(cmd apdu.Command) response {
 // verified before (unless Behaviour.ChangeWithoutVerify), and the old value
 // in the data is checked too. The PUK cannot be changed (SCB never).
 func (c *Card) changeReferenceData(cmd apdu.Command) response {
-	if cmd.P1 != 0x00 {
+	if cmd.P1 != c.cfg.Behaviour.ChangeP1 {
 		return sw(apdu.SWIncorrectP1P2)
 	}
 	ch := c.chvByRef(cmd.P2)
@@ -194,6 +216,20 @@ func (c *Card) changeReferenceData(cmd apdu.Command) response {
 	}
 	if !ch.verified && !c.cfg.Behaviour.ChangeWithoutVerify {
 		return sw(apdu.SWSecurityStatus)
+	}
+	if cmd.P1 == 0x01 {
+		// New value only: the VERIFY just before is the check.
+		if !ch.verified {
+			return sw(apdu.SWSecurityStatus)
+		}
+		digits, ok := decodeSecret(c.cfg.Behaviour, cmd.Data)
+		if !ok {
+			return sw(c.wrongLength(ch))
+		}
+		ch.value, ch.tries = digits, ch.maxTries
+		c.stats.PINChanges++
+		c.persistQuiet()
+		return sw(apdu.SWSuccess)
 	}
 	old := encodeSecret(c.cfg.Behaviour, ch.value)
 	if len(cmd.Data) <= len(old) {

@@ -98,9 +98,12 @@ func (c *Card) traceExchange(cmd, resp []byte) {
 	fmt.Fprintf(w, "%s < %s\n", ts, r)
 }
 
-// redactCommand masks the secrets and document bytes of a command.
+// redactCommand masks the secrets and document bytes of a command: PIN
+// data, and the data of every PSO (PSO HASH: document bytes; the CPS4's
+// PSO CDS: the document's hash, and its PSO DECIPHER: the padded
+// authentication input).
 func redactCommand(cmd []byte) string {
-	if len(cmd) > 5 && cmd[1] == apdu.InsPerformSecurityOp && cmd[2] == 0x90 && cmd[3] == 0xA0 {
+	if len(cmd) > 5 && cmd[1] == apdu.InsPerformSecurityOp {
 		return apdu.Hex(cmd[:5]) + strings.Repeat(" **", len(cmd)-5)
 	}
 	return apdu.Redact(cmd)
