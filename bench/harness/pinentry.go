@@ -215,3 +215,21 @@ func (p *Pinentry) Invocations() ([]Invocation, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
 	return out, nil
 }
+
+// SetPlanNext sets the behaviour of the invocations that follow the ones
+// already made (the earlier lines of the plan take the default step).
+func (p *Pinentry) SetPlanNext(steps []PinentryStep) error {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "default"))
+	if err != nil {
+		return err
+	}
+	var s strings.Builder
+	for i := p.Count(); i > 0; i-- {
+		s.Write(b)
+	}
+	for _, st := range steps {
+		s.WriteString(st.line())
+		s.WriteByte('\n')
+	}
+	return writeAtomic(filepath.Join(p.Dir, "plan"), s.String())
+}

@@ -35,7 +35,11 @@ func openCards(ctx context.Context, cfg *config.Config, log *zap.Logger) (api.Ca
 	} else {
 		t = pcsc.New(pcsc.Options{Logger: log.Named("pcsc")})
 	}
-	eng := card.New(t, card.Options{Logger: log.Named("card")})
+	quirks, err := loadAgentQuirks(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := card.New(t, card.Options{Logger: log.Named("card"), Quirks: quirks})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

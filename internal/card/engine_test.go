@@ -30,17 +30,23 @@ type engineCase struct {
 	card *virtual.Behaviour
 }
 
+// TestEngine is the matrix transport × card model × case: every case runs
+// over the in-memory reader and over pcscd+vpcd, against a CPS3 and a CPS4.
 func TestEngine(t *testing.T) {
 	for _, l := range legs {
 		t.Run(l.name, func(t *testing.T) {
-			for _, c := range engineCases {
-				t.Run(c.name, func(t *testing.T) {
-					o := rigOptions{noPreRead: c.noPreRead}
-					if c.card != nil {
-						o.quirks = c.card.AgentQuirks()
+			for _, m := range models {
+				t.Run(m.name, func(t *testing.T) {
+					for _, c := range engineCases {
+						t.Run(c.name, func(t *testing.T) {
+							o := rigOptions{noPreRead: c.noPreRead, model: m}
+							if c.card != nil {
+								o.quirks = c.card.AgentQuirks()
+							}
+							r := l.setup(t, o)
+							c.run(t, r)
+						})
 					}
-					r := l.setup(t, o)
-					c.run(t, r)
 				})
 			}
 		})
@@ -54,7 +60,7 @@ var sha256Prefix = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 
 
 var engineCases = []engineCase{
 	{"identity cold and warm", true, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		ctx := context.Background()
 		// Counted from the engine's trace: the card's own counters may include
@@ -65,17 +71,20 @@ var engineCases = []engineCase{
 			t.Fatal(err)
 		}
 		cold := len(r.trace.commands())
-		if d.FromCache || d.Serial != agentSerial(c) || d.Generation != cps.GenerationCPS3 || d.AuthCert == nil || d.SignCert == nil {
+		if d.FromCache || d.Serial != agentSerial(c) || d.Generation != r.model.generation || d.AuthCert == nil || d.SignCert == nil {
 			t.Fatalf("cold read = %+v", d)
 		}
 		if d.Identity == nil || d.Identity.FamilyName == "" || d.Identity.Card.SerialNumber == nil || *d.Identity.Card.SerialNumber != d.Serial {
 			t.Fatalf("identity = %+v", d.Identity)
 		}
-		if !hasCommand(r.trace.commands(), "00 A4 09 0C 06 3F 00 00 01 A0 01") {
+		if d.Identity.Card.Generation == nil || *d.Identity.Card.Generation != r.model.generation {
+			t.Fatalf("identity generation %v", d.Identity.Card.Generation)
+		}
+		if !hasCommand(r.trace.commands(), r.model.certSelect) {
 			t.Fatalf("cold read did not select the certificate: %q", r.trace.commands())
 		}
-		// Serial (2) + 2 × (SELECT + ⌈size/231⌉ READ BINARY).
-		want := 2 + 2 + (len(d.AuthCert.Raw)+230)/231 + (len(d.SignCert.Raw)+230)/231
+		// Serial (2, CPS4 3) + 2 × (SELECT + ⌈size/231⌉ READ BINARY).
+		want := len(r.model.warmIdentity) + 2 + (len(d.AuthCert.Raw)+230)/231 + (len(d.SignCert.Raw)+230)/231
 		if cold != want {
 			t.Errorf("cold identity read: %d APDUs, want %d", cold, want)
 		}
@@ -88,21 +97,21 @@ var engineCases = []engineCase{
 			t.Fatalf("warm read = %+v", d2)
 		}
 		cmds := r.trace.commands()
-		if len(cmds) != 2 || cmds[0] != "00 A4 09 0C 04 3F 00 D0 03" || cmds[1] != "00 B0 00 00 0C" {
+		if strings.Join(cmds, " | ") != strings.Join(r.model.warmIdentity, " | ") {
 			t.Fatalf("warm identity read: %q, want the serial read only", cmds)
 		}
 		t.Logf("%s: cold identity read %d APDUs, warm %d", r.leg, cold, len(cmds))
 	}, nil},
 
 	{"identity announced after insertion", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "infirmier", virtual.Behaviour{})
+		c := r.newCard("infirmier", virtual.Behaviour{})
 		r.insertFn(c)
 		ins := r.waitEvent(card.EventCardInserted, r.reader)
-		if ins.Generation != cps.GenerationCPS3 {
+		if ins.Generation != r.model.generation {
 			t.Errorf("inserted event = %+v", ins)
 		}
 		ev := r.waitEvent(card.EventIdentityReady, r.reader)
-		if ev.Serial != agentSerial(c) {
+		if ev.Serial != agentSerial(c) || ev.Generation != r.model.generation {
 			t.Fatalf("identity-available = %+v", ev)
 		}
 		st := r.eng.Status()
@@ -112,7 +121,8 @@ var engineCases = []engineCase{
 		found := false
 		for _, rd := range st.Readers {
 			if rd.Name == r.reader {
-				found = rd.CardPresent && rd.Card != nil && rd.Card.Serial == ev.Serial && rd.Card.Supported && !rd.Busy
+				found = rd.CardPresent && rd.Card != nil && rd.Card.Serial == ev.Serial && rd.Card.Supported && !rd.Busy &&
+					rd.Card.Generation == r.model.generation
 			}
 		}
 		if !found {
@@ -129,7 +139,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"authenticate", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		for _, n := range []int{0, 1, 63, 64, 65, 1000} {
 			msg := make([]byte, n)
@@ -150,9 +160,8 @@ var engineCases = []engineCase{
 			if sig.Algorithm != card.AlgRSAPKCS1 || sig.Serial != agentSerial(c) || sig.CardTime <= 0 {
 				t.Fatalf("signature = %+v", sig)
 			}
-			// SELECT DF, VERIFY status, VERIFY, MSE SET AT, INTERNAL AUTHENTICATE, GET RESPONSE.
-			if sig.APDUs != 6 {
-				t.Errorf("warm authenticate: %d APDUs, want 6", sig.APDUs)
+			if sig.APDUs != r.model.authAPDUs {
+				t.Errorf("warm authenticate: %d APDUs, want %d", sig.APDUs, r.model.authAPDUs)
 			}
 			if rq := p.requests(); len(rq) != 1 || rq[0].Kind != card.KindPIN || rq[0].TriesLeft != 3 || rq[0].MaxTries != 3 ||
 				rq[0].LastTry || rq[0].Serial != sig.Serial || rq[0].Holder == "" {
@@ -168,7 +177,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"sign", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		for _, n := range []int{0, 1, 63, 64, 65, 1000} {
 			msg := make([]byte, n)
@@ -187,9 +196,8 @@ var engineCases = []engineCase{
 			if sig.Certificate.KeyUsage&x509.KeyUsageContentCommitment == 0 || sig.Algorithm != card.AlgRS256 {
 				t.Fatalf("signed with %+v", sig)
 			}
-			// SELECT DF, VERIFY status, VERIFY, MSE HT, MSE DST, PSO HASH, PSO CDS, GET RESPONSE.
-			if sig.APDUs != 8 {
-				t.Errorf("warm sign: %d APDUs, want 8", sig.APDUs)
+			if sig.APDUs != r.model.signAPDUs {
+				t.Errorf("warm sign: %d APDUs, want %d", sig.APDUs, r.model.signAPDUs)
 			}
 		}
 		st := c.Stats()
@@ -206,7 +214,7 @@ var engineCases = []engineCase{
 			}
 			t.Skip("openssl not installed")
 		}
-		c := newCard(t, "cpe", virtual.Behaviour{})
+		c := r.newCard("cpe", virtual.Behaviour{})
 		r.insert(c)
 		msg := []byte(strings.Repeat("Ordonnance du 25/11/2026 — ", 40))
 		sig, err := r.eng.Sign(context.Background(), r.reader, msg, pins(t, virtual.DefaultPIN).fn)
@@ -239,7 +247,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"wrong PIN until blocked", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		ctx := context.Background()
 		for want := 2; want >= 1; want-- {
@@ -276,7 +284,7 @@ var engineCases = []engineCase{
 		if d := c.Stats().Sub(before); d.Verifies != 0 {
 			t.Fatalf("%d VERIFY with data sent to a blocked card", d.Verifies)
 		}
-		if hasCommand(r.trace.commands(), "00 20 00 01 04") {
+		if hasCommand(r.trace.commands(), r.model.verifyPIN) {
 			t.Fatalf("VERIFY with data in the trace: %q", r.trace.commands())
 		}
 		st, err = r.eng.PINStatus(ctx, r.reader)
@@ -286,7 +294,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"PIN format refused before any APDU", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		for _, bad := range []string{"", "123", "12345", "12a4", " 123", "１２３４"} {
 			var atPrompt int
@@ -314,7 +322,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"cancel in the PIN prompt", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		before := c.Stats()
 		_, err := r.eng.Sign(context.Background(), r.reader, []byte("doc"), func(context.Context, card.PINRequest) ([]byte, error) {
@@ -332,15 +340,19 @@ var engineCases = []engineCase{
 		}
 	}, nil},
 
-	{"card pulled between PSO HASH and PSO CDS", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+	{"card pulled just before PSO CDS", false, func(t *testing.T, r *rig) {
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		r.pullWhen(isCmd(0x2A, 0x9E))
 		_, err := r.eng.Sign(context.Background(), r.reader, []byte("document"), pins(t, virtual.DefaultPIN).fn)
 		if !errors.Is(err, card.ErrCardRemoved) {
 			t.Fatalf("err = %v, want ErrCardRemoved", err)
 		}
-		if st := c.Stats(); st.Hashes != 1 || st.Signatures != 0 {
+		wantHashes := int64(0) // CPS4: the host hashes, PSO CDS carries the hash
+		if r.model.hashOnCard {
+			wantHashes = 1
+		}
+		if st := c.Stats(); st.Hashes != wantHashes || st.Signatures != 0 || st.Verifies != 1 {
 			t.Fatalf("card stats %+v", st)
 		}
 		r.waitEvent(card.EventCardRemoved, r.reader)
@@ -362,8 +374,8 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"card swapped during the PIN prompt", false, func(t *testing.T, r *rig) {
-		a := newCard(t, "medecin", virtual.Behaviour{})
-		b := newCard(t, "infirmier", virtual.Behaviour{})
+		a := r.newCard("medecin", virtual.Behaviour{})
+		b := r.newCard("infirmier", virtual.Behaviour{})
 		r.insert(a)
 		p := pins(t, virtual.DefaultPIN)
 		p.at = func(card.PINRequest) {
@@ -389,7 +401,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"change PIN", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		ctx := context.Background()
 		p := pins(t, virtual.DefaultPIN, "5678")
@@ -417,7 +429,7 @@ var engineCases = []engineCase{
 	}, nil},
 
 	{"unblock with the PUK", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		ctx := context.Background()
 		for i := 0; i < 3; i++ {
@@ -472,13 +484,13 @@ var engineCases = []engineCase{
 
 	{"quirks: BCD PIN padded to 8, 69 83 on the last try", false, func(t *testing.T, r *rig) {
 		b := quirkyCard
-		c := newCard(t, "medecin", b)
+		c := r.newCard("medecin", b)
 		r.insert(c)
 		ctx := context.Background()
 		if _, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t, virtual.DefaultPIN).fn); err != nil {
 			t.Fatalf("BCD PIN: %v", err)
 		}
-		if !hasCommand(r.trace.commands(), "00 20 00 01 08 ** ** ** ** ** ** ** **") {
+		if !hasCommand(r.trace.commands(), r.model.cla+" 20 00 01 08 ** ** ** ** ** ** ** **") {
 			t.Fatalf("VERIFY is not 8 bytes long: %q", r.trace.commands())
 		}
 		var wrong *card.WrongPINError
@@ -499,7 +511,7 @@ var engineCases = []engineCase{
 	}, &quirkyCard},
 
 	{"one operation at a time", false, func(t *testing.T, r *rig) {
-		c := newCard(t, "medecin", virtual.Behaviour{})
+		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)
 		ctx := context.Background()
 		inPrompt := make(chan struct{})

@@ -38,12 +38,63 @@ var legs = []leg{{"mem", memRig}, {"pcscd", pcscRig}}
 type rigOptions struct {
 	quirks    cps.Quirks
 	noPreRead bool
+	model     cardModel
 }
+
+// cardModel is the card dimension of the engine matrix: every case runs
+// against each model, through each transport. What differs between the
+// models is only what the card is sent (APDU counts and sequences, the
+// generation reported); the public results are the same.
+type cardModel struct {
+	name       string // virtual.Config.Model
+	generation string
+	// warmIdentity is the exact command sequence of a warm identity read
+	// (the serial read); serialAPDUs its length.
+	warmIdentity []string
+	// certSelect selects the authentication certificate on a cold read.
+	certSelect string
+	// authAPDUs and signAPDUs are a warm Authenticate and Sign, both
+	// transactions, GET RESPONSE included.
+	authAPDUs, signAPDUs int
+	// verifyPIN prefixes a VERIFY of the PIN with data (4 bytes).
+	verifyPIN string
+	// cla is the class byte of every command, as traced.
+	cla string
+	// hashOnCard: the card finishes the hash (PSO HASH); otherwise the host
+	// sends the whole hash with PSO CDS.
+	hashOnCard bool
+}
+
+var (
+	modelCPS3 = cardModel{
+		name: virtual.ModelCPS3, generation: cps.GenerationCPS3,
+		warmIdentity: []string{"00 A4 09 0C 04 3F 00 D0 03", "00 B0 00 00 0C"},
+		certSelect:   "00 A4 09 0C 06 3F 00 00 01 A0 01",
+		// SELECT DF, VERIFY status, VERIFY, MSE SET AT, INTERNAL AUTHENTICATE, GET RESPONSE.
+		authAPDUs: 6,
+		// SELECT DF, VERIFY status, VERIFY, MSE HT, MSE DST, PSO HASH, PSO CDS, GET RESPONSE.
+		signAPDUs: 8,
+		verifyPIN: "00 20 00 01 04", cla: "00", hashOnCard: true,
+	}
+	modelCPS4 = cardModel{
+		name: virtual.ModelCPS4, generation: cps.GenerationCPS4,
+		warmIdentity: []string{"01 A4 04 0C 08 80 25 00 00 01 FF 01 00", "01 A4 00 0C 02 D0 03", "01 B0 00 00 0C"},
+		certSelect:   "01 A4 08 0C 04 00 01 A0 01",
+		// Tx1: SELECT applet, VERIFY status; Tx2: SELECT applet, VERIFY,
+		// MSE SET CT, PSO DECIPHER in two chained commands (T=1: no GET RESPONSE).
+		authAPDUs: 7,
+		// Tx1: SELECT applet, VERIFY status; Tx2: SELECT applet, VERIFY, MSE SET DST, PSO CDS.
+		signAPDUs: 6,
+		verifyPIN: "01 20 00 01 04", cla: "01", hashOnCard: false,
+	}
+	models = []cardModel{modelCPS3, modelCPS4}
+)
 
 // rig is one engine over one transport with one reader under test.
 type rig struct {
 	t      *testing.T
 	leg    string
+	model  cardModel
 	eng    *card.Engine
 	reader string
 	events <-chan card.Event
@@ -127,7 +178,7 @@ const memReader = "Mem Reader 0"
 func memRig(t *testing.T, o rigOptions) *rig {
 	tr := memreader.New(memReader)
 	eng, tl := newEngine(t, tr, o, nil)
-	r := &rig{t: t, leg: "mem", eng: eng, reader: memReader, trace: tl, noPre: o.noPreRead}
+	r := &rig{t: t, leg: "mem", model: o.model, eng: eng, reader: memReader, trace: tl, noPre: o.noPreRead}
 	r.insertFn = func(c *virtual.Card) {
 		if err := tr.Insert(memReader, c); err != nil {
 			t.Fatal(err)
@@ -153,7 +204,7 @@ func pcscRig(t *testing.T, o rigOptions) *rig {
 	tr := pcsc.New(pcsc.Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	t.Cleanup(func() { _ = tr.Close() })
 	eng, tl := newEngine(t, tr, o, func(n string) bool { return n == reader })
-	r := &rig{t: t, leg: "pcscd", eng: eng, reader: reader, trace: tl, noPre: o.noPreRead}
+	r := &rig{t: t, leg: "pcscd", model: o.model, eng: eng, reader: reader, trace: tl, noPre: o.noPreRead}
 	var pred atomic.Pointer[func([]byte) bool]
 	var client *virtual.VPCDClient
 	var stop func()
@@ -253,17 +304,30 @@ var serialSeq atomic.Int64
 // 99213845.)
 func newCard(t testing.TB, name string, b virtual.Behaviour) *virtual.Card {
 	t.Helper()
+	return newModelCard(t, virtual.ModelCPS3, name, b)
+}
+
+// newModelCard is newCard for a card model (virtual.Model*).
+func newModelCard(t testing.TB, model, name string, b virtual.Behaviour) *virtual.Card {
+	t.Helper()
 	cfg, err := virtual.Identity(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Serial = fmt.Sprintf("%08d00", 10000000+serialSeq.Add(1))
 	cfg.Behaviour = b
+	cfg.Model = model
 	c, err := virtual.NewCard(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// newCard returns a fresh virtual card of the rig's model.
+func (r *rig) newCard(name string, b virtual.Behaviour) *virtual.Card {
+	r.t.Helper()
+	return newModelCard(r.t, r.model.name, name, b)
 }
 
 // agentSerial is the serial the agent reads for a virtual card.

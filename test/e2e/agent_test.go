@@ -131,17 +131,19 @@ func (p *proc) stop(t testing.TB) error {
 }
 
 // vcard runs `cpsagent vcard` on vpcd slot 0 with a copy of the pristine
-// card state.
+// card state. args are added to the command line (e.g. --model cps4, or
+// --vpcd for another slot) and kept for a restart with the same state.
 type vcard struct {
 	*proc
 	state string
+	args  []string
 }
 
-func startVCard(t, owner testing.TB, state string) *vcard {
+func startVCard(t, owner testing.TB, state string, args ...string) *vcard {
 	t.Helper()
-	p := startProc(t, owner, nil, "vcard", "--vpcd", vpcdAddr, "--state", state)
+	p := startProc(t, owner, nil, append([]string{"vcard", "--vpcd", vpcdAddr, "--state", state}, args...)...)
 	p.waitLine(t, "card inserted", 30*time.Second)
-	return &vcard{proc: p, state: state}
+	return &vcard{proc: p, state: state, args: args}
 }
 
 // agent is a running `cpsagent serve`.

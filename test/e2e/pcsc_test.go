@@ -27,6 +27,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cpsagent/cpsagent/internal/api"
+	"github.com/cpsagent/cpsagent/internal/card/cps"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
 	"github.com/cpsagent/cpsagent/internal/testutil"
@@ -43,8 +44,10 @@ const (
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // cardFixture is a pristine virtual card state (keys, certificates, PIN
-// counters) and the test PKI chain that issued its certificates.
+// counters) and the test PKI chain that issued its certificates, for a card
+// model (virtual.ModelCPS3 or ModelCPS4: `cpsagent vcard --model`).
 type cardFixture struct {
+	model    string
 	pristine []byte
 	chainPEM []byte
 	authCert []byte
@@ -53,10 +56,17 @@ type cardFixture struct {
 	n        int
 }
 
-func newCardFixture(t *testing.T) *cardFixture {
+func newCardFixture(t *testing.T, model string) *cardFixture {
+	t.Helper()
+	return newCardFixtureFor(t, model, "medecin")
+}
+
+// newCardFixtureFor is newCardFixture for a ready-made identity (each has
+// its own serial number).
+func newCardFixtureFor(t *testing.T, model, identity string) *cardFixture {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := virtual.Identity("medecin")
+	cfg, err := virtual.Identity(identity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +84,18 @@ func newCardFixture(t *testing.T) *cardFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cardFixture{pristine: pristine, chainPEM: pki.ChainPEM(), authCert: vc.Config().AuthCert, signCert: vc.Config().SignCert, dir: dir}
+	return &cardFixture{model: model, pristine: pristine, chainPEM: pki.ChainPEM(), authCert: vc.Config().AuthCert, signCert: vc.Config().SignCert, dir: dir}
+}
+
+// vcardArgs are the `cpsagent vcard` flags of the fixture's model.
+func (f *cardFixture) vcardArgs() []string { return []string{"--model", f.model} }
+
+// generation is what the agent reports for the fixture's model.
+func (f *cardFixture) generation() string {
+	if f.model == virtual.ModelCPS4 {
+		return cps.GenerationCPS4
+	}
+	return cps.GenerationCPS3
 }
 
 // fresh returns a new state file copied from the pristine card (PIN
@@ -137,16 +158,24 @@ func withReader(body string) string {
 }
 
 // TestE2E_PCSC is the whole product path: portal → HTTPS → agent → pinentry
-// → PC/SC → pcscd → vpcd → virtual card. Subtests run in order on one
-// agent; the card is swapped by stopping and starting `cpsagent vcard`.
+// → PC/SC → pcscd → vpcd → virtual card, once with a CPS3 and once with a
+// CPS4 (`cpsagent vcard --model`): the portal sees the same API, only
+// card.generation differs. Subtests run in order on one agent; the card is
+// swapped by stopping and starting `cpsagent vcard`.
 func TestE2E_PCSC(t *testing.T) {
+	for _, model := range []string{virtual.ModelCPS3, virtual.ModelCPS4} {
+		t.Run(model, func(t *testing.T) { testE2EPCSC(t, model) })
+	}
+}
+
+func testE2EPCSC(t *testing.T, model string) {
 	testutil.RequirePCSCD(t)
 	restartOK := os.Getenv("CPSAGENT_PCSCD_RESTART_OK") == "1"
 	testutil.LockPCSCD(t, restartOK, 10*time.Minute)
 	testutil.LockVPCDSlot0(t, 10*time.Minute)
-	fx := newCardFixture(t)
+	fx := newCardFixture(t, model)
 	top := t
-	vc := startVCard(t, top, fx.fresh(t))
+	vc := startVCard(t, top, fx.fresh(t), fx.vcardArgs()...)
 	a := startAgent(t, agentOpts{})
 	a.waitCard(t, vpcdReader, true, 60*time.Second)
 	ctx := context.Background()
@@ -159,6 +188,11 @@ func TestE2E_PCSC(t *testing.T) {
 			if !st.PCSC.Available || !st.CardPresent || st.APIVersion != "1.0" {
 				t.Fatalf("%s: %+v", base, st)
 			}
+			for _, r := range st.Readers {
+				if r.Name == vpcdReader && (r.Card == nil || r.Card.Generation != fx.generation() || !r.Card.Supported) {
+					t.Fatalf("%s: reader %+v", base, r)
+				}
+			}
 		}
 	})
 
@@ -168,7 +202,8 @@ func TestE2E_PCSC(t *testing.T) {
 		if id.Certificates.Authentication.DER != b64(fx.authCert) || id.Certificates.Signature.DER != b64(fx.signCert) {
 			t.Fatal("certificates differ from the card's")
 		}
-		if id.Card.SerialNumber == nil || id.FamilyName == "" || id.Profession == nil || !id.Card.Test {
+		if id.Card.SerialNumber == nil || id.FamilyName == "" || id.Profession == nil || !id.Card.Test ||
+			id.Card.Generation == nil || *id.Card.Generation != fx.generation() {
 			t.Fatalf("identity %+v", id)
 		}
 	})
@@ -247,12 +282,15 @@ func TestE2E_PCSC(t *testing.T) {
 				break
 			}
 		}
-		vc = startVCard(t, top, vc.state)
+		vc = startVCard(t, top, vc.state, vc.args...)
 		seen := map[any]bool{}
 		for !seen["identity-available"] {
 			m := next()
 			if m["reader"] == vpcdReader {
 				seen[m["type"]] = true
+				if (m["type"] == "card-inserted" || m["type"] == "identity-available") && m["generation"] != fx.generation() {
+					t.Fatalf("event %v, want generation %s", m, fx.generation())
+				}
 			}
 		}
 		if !seen["card-inserted"] {
@@ -290,7 +328,7 @@ func TestE2E_PCSC(t *testing.T) {
 		// Back to a fresh card.
 		_ = vc.stop(t)
 		a.waitCard(t, vpcdReader, false, 30*time.Second)
-		vc = startVCard(t, top, fx.fresh(t))
+		vc = startVCard(t, top, fx.fresh(t), fx.vcardArgs()...)
 		a.waitCard(t, vpcdReader, true, 60*time.Second)
 	})
 
@@ -305,7 +343,7 @@ func TestE2E_PCSC(t *testing.T) {
 		<-vc.exited
 		problem(t, <-done, api.CodeCardRemoved, api.CodeCardAbsent, api.CodeCardChanged)
 		must(t, a.do(ctx, http.MethodGet, "/v1/status", ""), nil)
-		vc = startVCard(t, top, vc.state)
+		vc = startVCard(t, top, vc.state, vc.args...)
 		a.waitCard(t, vpcdReader, true, 60*time.Second)
 		a.setPIN(t, pinentrytest.Options{PIN: cardPIN})
 		must(t, a.do(ctx, http.MethodPost, "/v1/sign", withReader(`{"dataToSign":"YWJj"}`)), nil)

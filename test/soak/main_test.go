@@ -36,6 +36,8 @@ var (
 	flagClients  = flag.Int("soak.clients", 6, "concurrent portal clients")
 	flagSeed     = flag.Int64("soak.seed", 0, "random seed (0: from the clock; the seed is printed)")
 	flagFaults   = flag.Duration("soak.fault-every", 1500*time.Millisecond, "mean time between two injected faults")
+	flagLatency  = flag.String("soak.latency", "instant", "the card's base latency model (instant, cps3, cps3-trace); slow windows come on top")
+	flagThink    = flag.Duration("soak.think", 400*time.Millisecond, "mean pause of a client between two requests")
 	flagReport   = flag.String("soak.report", "", "also write the report as JSON to this file")
 )
 

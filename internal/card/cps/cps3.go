@@ -502,9 +502,8 @@ func (p *CPS3) ChangePIN(ch *apdu.Channel, oldPIN, newPIN []byte) error {
 	} else {
 		err2 = iasecc.ChangeReferenceData(ch, p.Quirks.VerifyP2PIN, encOld, encNew)
 	}
-	err2 = p.verifyErr(err2, false)
-	return quirkHint(err2, "CHANGE REFERENCE DATA", append([]string{"changeReferenceP1"}, keysPINFormat...),
-		apdu.SWIncorrectP1P2, apdu.SWWrongP1P2, apdu.SWWrongData, apdu.SWWrongLength)
+	err2 = quirkHint(p.verifyErr(err2, false), "CHANGE REFERENCE DATA", []string{"changeReferenceP1"}, apdu.SWIncorrectP1P2, apdu.SWWrongP1P2)
+	return hintPINFormat(err2, "CHANGE REFERENCE DATA", "changeReferenceP1")
 }
 
 // Unblock: VERIFY the PUK (00 20 00 02 08 …), then RESET RETRY COUNTER

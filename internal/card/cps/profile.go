@@ -120,6 +120,10 @@ type Quirks struct {
 	// it with 6A 80 the complete hash as PSO CDS data; "psohash": "80 00"
 	// only; "cds": the complete hash as PSO CDS data, no PSO HASH.
 	EmptyHashTail string `json:"emptyHashTail"`
+	// CPS4 overrides the CPS4 table (cps4facts.go, the CPS4 profile's one
+	// place for its facts) from the quirks file's "cps4" object; nil means
+	// CPS4Facts. Use Quirks.CPS4Table. A pointer keeps Quirks comparable.
+	CPS4 *CPS4Table `json:"cps4,omitempty"`
 }
 
 // EmptyHashTail values.

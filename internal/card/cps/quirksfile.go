@@ -28,7 +28,8 @@ import (
 // Decoding is strict: unknown keys (with a hint for a near miss), duplicate
 // keys, null values, a wrong JSON type and trailing data are errors, and
 // every value is validated (Quirks.Validate). Bytes are written as two hex
-// digits ("01", "FF"), file paths as hex from the MF ("3F000001A001").
+// digits ("01", "FF"), file paths as hex from the MF ("3F000001A001"). The
+// "cps4" object overrides rows of the CPS4 table (quirksfile_cps4.go).
 
 // QuirksFileName is the quirks file's name in the policy directory.
 const QuirksFileName = "quirks.json"
@@ -100,10 +101,17 @@ type quirksFile struct {
 	ChangeReferenceP1   hexByte `json:"changeReferenceP1"`
 	SelectClearsPIN     bool    `json:"selectClearsPin"`
 	EmptyHashTail       string  `json:"emptyHashTail"`
+	// CPS4 overrides rows of CPS4Facts (quirksfile_cps4.go).
+	CPS4 json.RawMessage `json:"cps4,omitempty"`
 }
 
 func toFile(q Quirks) quirksFile {
+	var cps4 json.RawMessage
+	if q.CPS4 != nil {
+		cps4 = encodeCPS4(*q.CPS4, false)
+	}
 	return quirksFile{
+		CPS4:                cps4,
 		Version:             QuirksFileVersion,
 		PINEncoding:         q.PINEncoding,
 		PINPadLength:        q.PINPadLength,
@@ -197,6 +205,17 @@ func DecodeQuirks(data []byte, base Quirks) (Quirks, error) {
 		return Quirks{}, fmt.Errorf("%w: version %d (this agent reads version %d)", ErrQuirksFile, f.Version, QuirksFileVersion)
 	}
 	q := f.quirks()
+	q.CPS4 = base.CPS4
+	if c, ok := raw["cps4"]; ok {
+		t, err := decodeCPS4(c, base.CPS4Table())
+		if err != nil {
+			return Quirks{}, err
+		}
+		q.CPS4 = &t
+		if CPS4Diff(t, CPS4Facts) == nil {
+			q.CPS4 = nil // the built-in table: keep Quirks comparable with ==
+		}
+	}
 	if err := q.Validate(); err != nil {
 		return Quirks{}, err
 	}
@@ -364,7 +383,13 @@ func DiffQuirks(a, b Quirks) []string {
 	va, vb := reflect.ValueOf(fa), reflect.ValueOf(fb)
 	var out []string
 	for _, k := range QuirksKeys() {
-		if k == "version" || k == "comment" {
+		switch k {
+		case "version", "comment":
+			continue
+		case "cps4":
+			if CPS4Diff(a.CPS4Table(), b.CPS4Table()) != nil {
+				out = append(out, k)
+			}
 			continue
 		}
 		i := quirksKeys[k]
@@ -381,6 +406,9 @@ func QuirkValue(q Quirks, key string) string {
 	i, ok := quirksKeys[key]
 	if !ok {
 		return ""
+	}
+	if key == "cps4" {
+		return string(encodeCPS4(q.CPS4Table(), false))
 	}
 	b, err := json.Marshal(reflect.ValueOf(toFile(q)).Field(i).Interface())
 	if err != nil {
@@ -436,6 +464,9 @@ func (q Quirks) Validate() error {
 	case "", EmptyTailFallback, EmptyTailPSOHash, EmptyTailCDS:
 	default:
 		return bad("emptyHashTail", "%q (want %q, %q or %q)", q.EmptyHashTail, EmptyTailFallback, EmptyTailPSOHash, EmptyTailCDS)
+	}
+	if q.CPS4 != nil {
+		return validateCPS4(*q.CPS4)
 	}
 	return nil
 }

@@ -100,5 +100,5 @@ func checkCertRole(der []byte, role KeyRole, path string, keys []string) error {
 	if role == RoleSignature {
 		want = "signature"
 	}
-	return &QuirkError{Detail: fmt.Sprintf("the %s certificate path %s holds %s", want, path, what), Keys: keys, Err: ErrNoCertificate}
+	return &QuirkError{Detail: fmt.Sprintf("the %s certificate path %s holds %s", want, path, what), Keys: keys}
 }

@@ -103,7 +103,8 @@ type AuthKeySizer interface {
 
 // NewProfile returns the Profile for a card, chosen from its ATR, or
 // ErrUnsupported. CPS3 contact and contactless cards get the IAS-ECC
-// profile (CPS3), CPS4 cards the ChipDoc profile (CPS4) with CPS4Facts;
+// profile (CPS3), CPS4 cards the ChipDoc profile (CPS4) with q.CPS4Table()
+// (CPS4Facts unless the quirks file overrides rows);
 // the PIN encoding quirks apply to both.
 func NewProfile(atr []byte, q Quirks) (Profile, error) {
 	ct := Recognise(atr)
@@ -111,7 +112,7 @@ func NewProfile(atr []byte, q Quirks) (Profile, error) {
 		return nil, fmt.Errorf("%w: %s card (ATR %s)", ErrUnsupported, ct.Generation, apdu.Hex(atr))
 	}
 	if ct.Generation == GenerationCPS4 {
-		return NewCPS4(q, CPS4Facts), nil
+		return NewCPS4(q, q.CPS4Table()), nil
 	}
 	return &CPS3{Quirks: q, CardType: ct}, nil
 }

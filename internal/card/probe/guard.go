@@ -74,14 +74,15 @@ var AllowedINS = map[byte]string{
 	apdu.InsGetResponse: "GET RESPONSE",
 	0xCA:                "GET DATA",
 	apdu.InsGetData:     "GET DATA (odd INS)",
-	apdu.InsVerify:      "VERIFY without data only (reads the tries left; at most 2 per reference)",
+	apdu.InsVerify:      "VERIFY without data only (reads the tries left; at most 4 per reference)",
 	0x70:                "MANAGE CHANNEL, open only (P1 00; the CPS4 applet's logical channel)",
 }
 
 // maxStatusQueries bounds the VERIFY-without-data commands per reference
-// (CLA channel and P2): the probe needs at most two (MF and application
-// DF); a loop in the probe could never turn into a stream of VERIFYs.
-const maxStatusQueries = 2
+// (CLA channel and P2): the probe needs at most four (MF, application
+// DF, then the agent's own status read with the quirks in use and with the
+// suggested ones); a loop in the probe can never become a stream of VERIFYs.
+const maxStatusQueries = 4
 
 // Exchange is one command through the guard, for the report's trace.
 // Commands carry no secret (the guard refuses those); responses are

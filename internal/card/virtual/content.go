@@ -2,7 +2,6 @@ package virtual
 
 import (
 	"encoding/asn1"
-	"math/big"
 
 	"github.com/cpsagent/cpsagent/internal/card/apdu"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
@@ -144,7 +143,7 @@ func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 		pinType = 0
 	}
 	pinAttrs := func(flags []int, minLen, storedLen, maxLen int, ref byte) []byte {
-		parts := [][]byte{derBits(flags...), derTLV(0x0A, big.NewInt(pinType).Bytes()),
+		parts := [][]byte{derBits(flags...), derTLV(0x0A, []byte{byte(pinType)}),
 			derInt(int64(minLen)), derInt(int64(storedLen)), derInt(int64(maxLen)),
 			derTLV(0x80, refInteger(ref))}
 		if b.PINPadLength > 0 {
@@ -213,9 +212,16 @@ func buildPKCS15(cfg Config, signBits, authBits int) pkcs15Files {
 			derTLV(0xA1, derSeq(keyPath, derInt(int64(bits)))),
 		)
 	}
+	// The key references are those the card's MSE takes: 81 / 82 on a
+	// CPS3, the CPS4 table's on a CPS4 (its PrKDF is where a real card says
+	// them, card-cpx.md §8 item 6).
+	sigRef, autRef := cps.KeySignature, cps.KeyAuthentication
+	if cfg.Model == ModelCPS4 {
+		sigRef, autRef = cps.CPS4Facts.SignKeyRef, cps.CPS4Facts.AuthKeyRef
+	}
 	f.prkdf = cat(
-		prkey("CPS_PRIV_SIG", []int{0}, rule(ruleCDS), idSign, []int{usageNonRepudiation}, cps.KeySignature, signBits),
-		prkey("CPS_PRIV_AUT", []int{0, 1}, cat(rule(ruleDecrypt), rule(ruleIntAuth)), idAuth, []int{usageDecrypt, usageSign}, cps.KeyAuthentication, authBits),
+		prkey("CPS_PRIV_SIG", []int{0}, rule(ruleCDS), idSign, []int{usageNonRepudiation}, sigRef, signBits),
+		prkey("CPS_PRIV_AUT", []int{0, 1}, cat(rule(ruleDecrypt), rule(ruleIntAuth)), idAuth, []int{usageDecrypt, usageSign}, autRef, authBits),
 	)
 
 	// CDF: the two certificates, public, linked to the keys by ID.

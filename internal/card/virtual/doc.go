@@ -4,6 +4,11 @@
 // engine, plus a client for the vsmartcard vpcd driver so pcscd sees it in a
 // "Virtual PCD" reader.
 //
+// Config.Model turns it into another card the agent must handle (model.go):
+// a CPS4 (NXP ChipDoc applet on logical channel 1, every value from
+// cps.CPS4Facts; cps4.go), the contactless interface of a CPS3 (identity
+// only), or an unrelated ISO card that the agent must leave alone.
+//
 // It is a product feature (demos, CI, field support), not a test double:
 // everything it answers follows /work/shared/docs/card-cpx.md, and every
 // behaviour that document marks [?] is a field of [Behaviour], so a test or a

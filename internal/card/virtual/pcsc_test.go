@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/internal/card/apdu"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
+	"github.com/cpsagent/cpsagent/internal/testutil"
 )
 
 // The tests below go through the real stack: pcscd, the vsmartcard vpcd
@@ -67,6 +70,16 @@ func needPCSC(t *testing.T) pcscEnv {
 	if env.reader = SlotName(env.addr); env.reader == "" {
 		missing("CPSAGENT_VPCD_ADDR " + env.addr + " is not a vpcd slot port")
 	}
+	// The shared locks of every package's pcscd tests (pcsctest, testutil):
+	// pcscd shared (a restart test takes it exclusively), then the slot.
+	testutil.LockPCSCD(t, false, 10*time.Minute)
+	_, port, _ := net.SplitHostPort(env.addr)
+	p, _ := strconv.Atoi(port)
+	unlock, err := testutil.LockFile(fmt.Sprintf("/tmp/cpsagent-vpcd-slot%d.lock", p-VPCDBasePort), true, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 	return env
 }
 

@@ -1,0 +1,5 @@
+//go:build race
+
+package fuzzhttp
+
+const raceEnabled = true

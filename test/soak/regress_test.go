@@ -1,0 +1,150 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cpsagent/cpsagent/bench/harness"
+	"github.com/cpsagent/cpsagent/internal/card/virtual"
+)
+
+// Regression tests for the bugs the soak, the benchmarks and the HTTP
+// fuzzer found. They run in-process (API + engine + in-memory reader, the
+// real code paths, no pcscd), so they are fast and deterministic.
+
+// gatedCard is a virtual card whose APDUs can be held: while the gate is
+// closed, the card blocks inside its next APDU (through the latency
+// model's sleep), as a slow real card would.
+type gatedCard struct {
+	card    *virtual.Card
+	mu      sync.Mutex
+	closed  bool
+	release chan struct{}
+	entered chan struct{}
+}
+
+func newGatedCard(t *testing.T) *gatedCard {
+	t.Helper()
+	g := &gatedCard{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	cfg, err := virtual.Identity("medecin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Latency = virtual.Latency{PerAPDU: time.Nanosecond}
+	cfg.Sleep = func(time.Duration) {
+		g.mu.Lock()
+		closed, release := g.closed, g.release
+		g.mu.Unlock()
+		if !closed {
+			return
+		}
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	if g.card, err = virtual.NewCard(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// close makes the next APDU block until open.
+func (g *gatedCard) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed, g.release = true, make(chan struct{})
+}
+
+func (g *gatedCard) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		g.closed = false
+		close(g.release)
+	}
+}
+
+func startInProc(t *testing.T, g *gatedCard) *harness.InProc {
+	t.Helper()
+	p, err := harness.StartInProcess(harness.InProcOptions{Dir: t.TempDir(), Card: g.card})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.open()
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+func do(p *harness.InProc, ctx context.Context, method, path, body string) harness.Result {
+	r, err := http.NewRequestWithContext(ctx, method, p.Base+path, strings.NewReader(body))
+	if err != nil {
+		return harness.Result{Err: err}
+	}
+	r.Header.Set("Origin", harness.DefaultOrigin)
+	if method == http.MethodPost {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := p.Client.Do(r)
+	if err != nil {
+		return harness.Result{Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return harness.Result{Status: resp.StatusCode, Header: resp.Header, Body: b, Err: err}
+}
+
+// TestRegressionSignNotBusyDuringIdentityRead: docs/api.md says GET
+// /v1/card reads cached state and that agent_busy means "another card
+// operation or PIN prompt in progress". But the engine takes the reader for
+// GET /v1/card as a user operation (card.Engine.Card → acquire(internal =
+// false), reading the serial number again: 2 APDUs, 80 ms on a CPS3), so a
+// signature requested while a page refreshes the identity fails at once
+// with agent_busy. Found by the benchmark's load phase (16 clients reading
+// /v1/card while signing): some signatures got agent_busy.
+//
+// Expected: the signature waits for the short identity read (as it already
+// waits for the automatic read after insertion) and succeeds.
+func TestRegressionSignNotBusyDuringIdentityRead(t *testing.T) {
+	g := newGatedCard(t)
+	p := startInProc(t, g)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q := "?reader=" + url.QueryEscape(harness.InProcReader)
+
+	// A page reads the identity; the card is slow to answer.
+	g.close()
+	cardDone := make(chan harness.Result, 1)
+	go func() { cardDone <- do(p, ctx, http.MethodGet, "/v1/card"+q, "") }()
+	select {
+	case <-g.entered:
+	case <-ctx.Done():
+		t.Fatal("GET /v1/card never reached the card")
+	}
+	// Meanwhile the user clicks "sign". The identity read ends 300 ms later.
+	time.AfterFunc(300*time.Millisecond, g.open)
+	r := do(p, ctx, http.MethodPost, "/v1/sign", fmt.Sprintf(`{"dataToSign":"YWJj","reader":%q}`, harness.InProcReader))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if c := <-cardDone; c.Err != nil || c.Status != http.StatusOK {
+		t.Fatalf("GET /v1/card: %v %d %s", c.Err, c.Status, c.Body)
+	}
+	if r.Status != http.StatusOK {
+		code, _ := harness.ProblemCode(r)
+		t.Fatalf("POST /v1/sign during a GET /v1/card: %d %s, want 200 (the identity read is not a card operation "+
+			"in the sense of docs/api.md; the signature should wait for it)", r.Status, code)
+	}
+}
