@@ -14,7 +14,8 @@
 //	  "stateDir":     "",              // empty = the per-OS default
 //	  "logLevel":     "info",          // debug | info | warn | error
 //	  "pinTimeout":   "2m",            // how long the PIN prompt waits for the holder
-//	  "rateLimit":    {"burst": 6, "perMinute": 20}
+//	  "rateLimit":    {"burst": 6, "perMinute": 20},
+//	  "headless":     false            // true: no tray icon even with a display
 //	}
 //
 // List-valued flags (--listen, --allow-origin) replace the file's list when
@@ -68,6 +69,9 @@ type Config struct {
 	LogLevel     string     `json:"logLevel,omitempty"`
 	PINTimeout   Duration   `json:"pinTimeout,omitempty"`
 	RateLimit    *RateLimit `json:"rateLimit,omitempty"`
+	// Headless runs without the tray icon even when a display is
+	// available (without a display the agent is headless anyway).
+	Headless bool `json:"headless,omitempty"`
 
 	// ConfigFile is the file that was read ("" when none); not part of the file.
 	ConfigFile string `json:"-"`
@@ -180,6 +184,7 @@ type flags struct {
 	stateDir    string
 	logLevel    string
 	pinTimeout  time.Duration
+	headless    bool
 }
 
 func bindFlags(set *flag.FlagSet) *flags {
@@ -192,6 +197,7 @@ func bindFlags(set *flag.FlagSet) *flags {
 	set.StringVar(&f.stateDir, "state-dir", "", "state `DIR`: TLS keys and logs (default: "+defaultStateHint()+")")
 	set.StringVar(&f.logLevel, "log-level", "", "log `LEVEL`: debug, info, warn or error (default info)")
 	set.DurationVar(&f.pinTimeout, "pin-timeout", 0, "how long the PIN prompt waits for the holder (default 2m)")
+	set.BoolVar(&f.headless, "headless", false, "no tray icon, even when a display is available (default: tray when there is a display)")
 	return f
 }
 
@@ -213,6 +219,8 @@ func (f *flags) apply(set *flag.FlagSet, cfg *Config) {
 			cfg.LogLevel = f.logLevel
 		case "pin-timeout":
 			cfg.PINTimeout = Duration(f.pinTimeout)
+		case "headless":
+			cfg.Headless = f.headless
 		}
 	})
 }
@@ -242,6 +250,9 @@ func (c *Config) merge(o *Config) {
 	}
 	if o.RateLimit != nil {
 		c.RateLimit = o.RateLimit
+	}
+	if o.Headless {
+		c.Headless = true
 	}
 }
 

@@ -118,6 +118,36 @@ func TestFlagsWinOverFile(t *testing.T) {
 	}
 }
 
+func TestHeadless(t *testing.T) {
+	isolate(t)
+	withFile := writeFile(t, "h.json", `{"headless": true}`)
+	without := writeFile(t, "n.json", `{"logLevel": "info"}`)
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--headless"}, true},
+		{[]string{"--headless=false"}, false},
+		{[]string{"--config", withFile}, true},
+		{[]string{"--config", withFile, "--headless=false"}, false}, // the flag wins
+		{[]string{"--config", without}, false},
+		{[]string{"--config", without, "--headless"}, true},
+	}
+	for _, tc := range tests {
+		c, err := Load(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.Headless != tc.want {
+			t.Errorf("%v: Headless = %v, want %v", tc.args, c.Headless, tc.want)
+		}
+	}
+	if _, err := Load([]string{"--config", writeFile(t, "bad.json", `{"headless": "yes"}`)}, io.Discard); !errors.Is(err, ErrInvalid) {
+		t.Errorf("headless as a string: %v", err)
+	}
+}
+
 func TestDefaultConfigFileIsRead(t *testing.T) {
 	isolate(t)
 	dir, err := ConfigDir()

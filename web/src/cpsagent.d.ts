@@ -2,8 +2,10 @@
 
 /** Version of the local API this library speaks. */
 export declare const API_VERSION: '1.0';
-/** Default TCP port of the agent (47180). */
+/** Default TCP port of the agent (47180), the first of its range. */
 export declare const DEFAULT_PORT: number;
+/** Ports the agent may listen on: 47180 to 47199 (one agent per user on a shared host). */
+export declare const DEFAULT_PORTS: readonly number[];
 
 /** Codes from the agent's problem documents (docs/api.md). */
 export type ApiErrorCode =
@@ -146,19 +148,40 @@ export interface BackoffOptions {
 
 export interface CpsAgentOptions {
   /**
-   * Agent base URLs tried in order, or a function returning them (the hook
-   * for a per-user discovery scheme). Default: https://127.0.0.1:PORT then
-   * https://[::1]:PORT for each of `ports`.
+   * Agent base URLs tried in order (all at once), or a function returning
+   * them; replaces the port scheme below. Default: https://127.0.0.1:PORT
+   * then https://[::1]:PORT for each of `ports`, the remembered port first.
    */
   endpoints?: string[] | (() => string[] | Promise<string[]>);
-  /** Ports to try when `endpoints` is not given (default [47180]). */
+  /**
+   * Ports to try when `endpoints` is not given (default DEFAULT_PORTS,
+   * 47180–47199). The remembered port and the first port are probed first;
+   * the others when those failed, or after `fallbackDelay`.
+   */
   ports?: number[];
   /** Timeout of non-interactive calls in ms (default 15000). */
   timeout?: number;
   /** Timeout of authenticate/sign, which wait for the PIN, in ms (default 300000). */
   interactiveTimeout?: number;
-  /** Timeout of each discovery probe in ms (default 4000). */
+  /**
+   * Timeout of each discovery probe in ms (default 70000): on a first visit
+   * the agent answers only once the user answered its consent window (60 s
+   * at most), and closes that window when the page gives up.
+   */
   probeTimeout?: number;
+  /**
+   * How long discovery waits for a preferred address still pending before it
+   * probes the rest of the range and takes a less preferred address that
+   * answered, in ms (default 4000).
+   */
+  fallbackDelay?: number;
+  /**
+   * Remember the port that answered (localStorage key "cpsagent.port") and
+   * try it first next time (default true).
+   */
+  rememberPort?: boolean;
+  /** Storage for the remembered port (default localStorage; null: none). */
+  storage?: { getItem(key: string): string | null; setItem(key: string, value: string): void } | null;
   /** Language of the agent's PIN window; default from navigator.language. */
   lang?: 'fr' | 'en';
   /** Capabilities the agent must list in /v1/status, else version_mismatch. */

@@ -14,8 +14,18 @@
 export const API_VERSION = '1.0';
 const API_MAJOR = 1;
 
-/** Default TCP port of the agent. */
+/** Default TCP port of the agent: the first port of its range. */
 export const DEFAULT_PORT = 47180;
+/**
+ * Ports the agent may listen on (docs/api.md "Discovery"): 47180 on a
+ * single-user computer; on a shared host (RDS, Citrix) each user's agent
+ * takes the first free port of 47180–47199.
+ */
+export const DEFAULT_PORTS = Object.freeze(Array.from({ length: 20 }, (_, i) => DEFAULT_PORT + i));
+/** localStorage key of the port that answered last (per page origin). */
+const PORT_STORAGE_KEY = 'cpsagent.port';
+/** Timeout of the no-cors probe that tells a refused origin from no agent (no dialog can hold it). */
+const NO_CORS_PROBE_TIMEOUT = 4000;
 
 /** Maximum body size the agent accepts on /v1/sign. */
 const MAX_SIGN_BODY = 16 * 1024 * 1024;
@@ -449,16 +459,21 @@ export class CpsAgent {
    */
   constructor(options = {}) {
     this._options = options;
-    const ports = options.ports ?? [DEFAULT_PORT];
+    const ports = options.ports ?? DEFAULT_PORTS;
     for (const p of ports) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) throw new TypeError(`cpsagent: invalid port ${p}`);
     }
     /** Candidate base URLs, in order of preference. */
     this._endpoints = options.endpoints ?? null;
-    this._ports = ports;
+    this._ports = [...new Set(ports)];
     this._timeout = options.timeout ?? 15000;
     this._interactiveTimeout = options.interactiveTimeout ?? 300000;
-    this._probeTimeout = options.probeTimeout ?? 4000;
+    // A first visit may wait for the agent's consent window (60 s) before
+    // /v1/status answers: a probe must outlive it, or the window would
+    // close when the page gives up.
+    this._probeTimeout = options.probeTimeout ?? 70000;
+    this._fallbackDelay = options.fallbackDelay ?? 4000;
+    this._storage = options.rememberPort === false ? null : (options.storage !== undefined ? options.storage : defaultStorage());
     this._lang = options.lang ?? defaultLang();
     this._requiredCapabilities = options.requiredCapabilities ?? [];
     this._fetchImpl = options.fetch ?? null;
@@ -472,14 +487,50 @@ export class CpsAgent {
 
   /** Candidate base URLs tried by discovery, in order. */
   async candidates() {
+    const [first, rest] = await this._tiers();
+    return [...first, ...rest];
+  }
+
+  /**
+   * Discovery's two tiers of base URLs, each in order of preference: the
+   * remembered port and the first configured port (47180), then the other
+   * ports. Explicit endpoints are all in the first tier.
+   */
+  async _tiers() {
+    const clean = (list) => list.map((u) => String(u).replace(/\/+$/, ''));
     let list = this._endpoints;
     if (typeof list === 'function') list = await list();
-    if (!list) {
-      list = [];
-      for (const p of this._ports) list.push(`https://127.0.0.1:${p}`);
-      for (const p of this._ports) list.push(`https://[::1]:${p}`);
+    if (list) return [clean(list), []];
+    const ports = [...this._ports];
+    const remembered = this._rememberedPort();
+    let nFirst = Math.min(1, ports.length);
+    if (remembered !== null && ports.includes(remembered) && remembered !== ports[0]) {
+      ports.splice(ports.indexOf(remembered), 1);
+      ports.unshift(remembered);
+      nFirst = 2;
     }
-    return list.map((u) => String(u).replace(/\/+$/, ''));
+    const urls = (ps) => ps.flatMap((p) => [`https://127.0.0.1:${p}`, `https://[::1]:${p}`]);
+    return [urls(ports.slice(0, nFirst)), urls(ports.slice(nFirst))];
+  }
+
+  _rememberedPort() {
+    try {
+      const v = this._storage?.getItem(PORT_STORAGE_KEY);
+      const p = Number(v);
+      return v && Number.isInteger(p) && p >= 1 && p <= 65535 ? p : null;
+    } catch {
+      return null; // storage disabled (sandboxed frame, blocked cookies)
+    }
+  }
+
+  _rememberPort(endpoint) {
+    if (this._endpoints || !this._storage) return;
+    try {
+      const port = Number(new URL(endpoint).port);
+      if (this._ports.includes(port)) this._storage.setItem(PORT_STORAGE_KEY, String(port));
+    } catch {
+      // storage full or disabled: discovery simply starts from 47180 next time
+    }
   }
 
   _fetch(url, init) {
@@ -523,30 +574,70 @@ export class CpsAgent {
     return raceSignal(this._found, signal);
   }
 
+  /**
+   * Probes the first tier at once; the other ports as soon as the whole
+   * first tier failed, or after fallbackDelay. The first address in order
+   * of preference that answers wins; a lower one that answered is taken
+   * over a higher one still pending once fallbackDelay has passed (a
+   * program squatting a port and never answering). A pending probe may be
+   * the user's own agent showing its consent window, hence the long
+   * probeTimeout.
+   */
   async _discover() {
-    const list = await this.candidates();
-    if (list.length === 0) throw new CpsAgentError('agent_unreachable', 'no agent address configured');
+    const [first, rest] = await this._tiers();
+    const all = [...first, ...rest];
+    if (all.length === 0) throw new CpsAgentError('agent_unreachable', 'no agent address configured');
     const ctl = new AbortController();
-    // Probe every candidate at once; take the first one in list order that
-    // answers, without waiting for lower-priority ones.
-    const results = list.map((ep) => this._probe(ep, ctl.signal).then(
-      (status) => ({ ok: true, ep, status }),
-      (error) => ({ ok: false, ep, error }),
-    ));
-    const errors = [];
-    try {
-      for (const r of results) {
-        const res = await r;
-        if (res.ok) {
-          this.lastStatus = res.status;
-          return { endpoint: res.ep, status: res.status };
+    const results = all.map(() => null);
+    return new Promise((resolve, reject) => {
+      let done = false;
+      let launched = 0;
+      let graceOver = false;
+      const finish = (fn) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        ctl.abort();
+        fn();
+      };
+      const launch = (to) => {
+        for (let i = launched; i < to; i++) {
+          const ep = all[i];
+          this._probe(ep, ctl.signal).then(
+            (status) => { results[i] = { ok: true, ep, status }; decide(); },
+            (error) => { results[i] = { ok: false, ep, error }; decide(); },
+          );
         }
-        errors.push(res.error);
-      }
-    } finally {
-      ctl.abort();
-    }
-    throw pickError(errors);
+        launched = Math.max(launched, to);
+      };
+      const decide = () => {
+        if (done) return;
+        if (launched < all.length && results.slice(0, launched).every((r) => r && !r.ok)) launch(all.length);
+        for (let i = 0; i < launched; i++) {
+          const r = results[i];
+          if (r === null) {
+            if (graceOver) continue;
+            return; // a preferred address may still answer
+          }
+          if (r.ok) {
+            this.lastStatus = r.status;
+            this._rememberPort(r.ep);
+            finish(() => resolve({ endpoint: r.ep, status: r.status }));
+            return;
+          }
+        }
+        if (launched === all.length && results.every((r) => r !== null)) {
+          finish(() => reject(pickError(results.map((r) => r.error))));
+        }
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        graceOver = true;
+        launch(all.length);
+        decide();
+      }, this._fallbackDelay);
+      launch(first.length > 0 ? first.length : all.length);
+    });
   }
 
   async _probe(endpoint, outer) {
@@ -644,7 +735,7 @@ export class CpsAgent {
   }
 
   async _answersNoCors(endpoint) {
-    const link = linkSignal(undefined, this._probeTimeout);
+    const link = linkSignal(undefined, Math.min(this._probeTimeout, NO_CORS_PROBE_TIMEOUT));
     try {
       const init = { method: 'GET', mode: 'no-cors', credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', signal: link.signal };
       if (!isIPLiteral(new URL(endpoint).hostname)) init.targetAddressSpace = 'loopback';
@@ -779,6 +870,14 @@ export class CpsAgent {
     } catch (e) {
       return e instanceof CpsAgentError ? e : new CpsAgentError('agent_unreachable', String(e), { endpoint, cause: e });
     }
+  }
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
   }
 }
 

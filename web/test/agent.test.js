@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CpsAgent, CpsAgentError, ErrorCode, API_VERSION } from '../src/cpsagent.js';
+import { CpsAgent, CpsAgentError, ErrorCode, API_VERSION, DEFAULT_PORTS } from '../src/cpsagent.js';
 import { startFakeAgent, freePort, problem, STATUS } from './fakeagent.js';
 
 async function rejectsWith(promise, code) {
@@ -17,6 +17,35 @@ async function rejectsWith(promise, code) {
     return e;
   }
   assert.fail(`expected a rejection with ${code}`);
+}
+
+/** A localStorage stand-in. */
+function memStorage(init = {}) {
+  const m = new Map(Object.entries(init));
+  return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => { m.set(k, String(v)); } };
+}
+
+/**
+ * A fetch answering /v1/status for the base URLs in answers ({delay, version};
+ * delay Infinity never answers), and failing like a refused connection for
+ * every other address. It records the URLs asked.
+ */
+function stubFetch(answers) {
+  const calls = [];
+  const f = (url, init) => {
+    calls.push(url);
+    const a = answers[url.replace(/\/v1\/.*$/, '')];
+    if (!a) return Promise.reject(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }));
+    return new Promise((resolve, reject) => {
+      init.signal?.addEventListener('abort', () => reject(init.signal.reason), { once: true });
+      if (a.delay === Infinity) return;
+      setTimeout(() => resolve(new Response(JSON.stringify({ ...STATUS, version: a.version ?? STATUS.version }), {
+        status: 200, headers: { 'Content-Type': 'application/json' },
+      })), a.delay ?? 0);
+    });
+  };
+  f.calls = calls;
+  return f;
 }
 
 function json(res, obj, status = 200) {
@@ -56,13 +85,80 @@ describe('discovery and version', () => {
     }
   });
 
-  test('default candidates: IPv4 then IPv6 for each configured port', async () => {
-    assert.deepEqual(await new CpsAgent().candidates(), ['https://127.0.0.1:47180', 'https://[::1]:47180']);
+  test('default candidates: ports 47180-47199, IPv4 then IPv6 for each', async () => {
+    const all = await new CpsAgent({ storage: null }).candidates();
+    assert.equal(all.length, 40);
+    assert.deepEqual(all.slice(0, 4), ['https://127.0.0.1:47180', 'https://[::1]:47180', 'https://127.0.0.1:47181', 'https://[::1]:47181']);
+    assert.deepEqual(all.slice(-2), ['https://127.0.0.1:47199', 'https://[::1]:47199']);
+    assert.deepEqual(DEFAULT_PORTS, Array.from({ length: 20 }, (_, i) => 47180 + i));
     assert.deepEqual(await new CpsAgent({ ports: [47180, 47181] }).candidates(), [
-      'https://127.0.0.1:47180', 'https://127.0.0.1:47181', 'https://[::1]:47180', 'https://[::1]:47181',
+      'https://127.0.0.1:47180', 'https://[::1]:47180', 'https://127.0.0.1:47181', 'https://[::1]:47181',
     ]);
     assert.deepEqual(await new CpsAgent({ endpoints: async () => ['https://127.0.0.1:5/'] }).candidates(), ['https://127.0.0.1:5']);
     assert.throws(() => new CpsAgent({ ports: [0] }), TypeError);
+  });
+
+  test('the remembered port comes first, then 47180, then the rest', async () => {
+    const remembered = await new CpsAgent({ storage: memStorage({ 'cpsagent.port': '47185' }) }).candidates();
+    assert.deepEqual(remembered.slice(0, 6), [
+      'https://127.0.0.1:47185', 'https://[::1]:47185', 'https://127.0.0.1:47180', 'https://[::1]:47180',
+      'https://127.0.0.1:47181', 'https://[::1]:47181',
+    ]);
+    assert.equal(remembered.length, 40);
+    for (const bad of ['8080', '47180x', '', '-1', '47200']) {
+      const c = await new CpsAgent({ storage: memStorage({ 'cpsagent.port': bad }) }).candidates();
+      assert.equal(c[0], 'https://127.0.0.1:47180', `remembered ${JSON.stringify(bad)} ignored`);
+      assert.equal(c.length, 40);
+    }
+    const throwing = { getItem() { throw new Error('SecurityError'); }, setItem() { throw new Error('SecurityError'); } };
+    assert.equal((await new CpsAgent({ storage: throwing }).candidates())[0], 'https://127.0.0.1:47180');
+  });
+
+  test('an agent answering on 47180 spares the other ports', async () => {
+    const f = stubFetch({ 'https://127.0.0.1:47180': {} });
+    const agent = new CpsAgent({ fetch: f, storage: memStorage() });
+    await agent.connect();
+    assert.equal(agent.endpoint, 'https://127.0.0.1:47180');
+    assert.deepEqual(f.calls.sort(), ['https://127.0.0.1:47180/v1/status', 'https://[::1]:47180/v1/status']);
+  });
+
+  test('an agent on another port of the range is found and its port remembered', async () => {
+    const storage = memStorage();
+    const f = stubFetch({ 'https://127.0.0.1:47183': {} });
+    const agent = new CpsAgent({ fetch: f, storage });
+    await agent.connect();
+    assert.equal(agent.endpoint, 'https://127.0.0.1:47183');
+    assert.equal(storage.getItem('cpsagent.port'), '47183');
+    assert.equal(f.calls.length, 40, 'the whole range once 47180 failed');
+    // Next page load: the remembered port answers first, nothing else is tried.
+    const f2 = stubFetch({ 'https://127.0.0.1:47183': {} });
+    const again = new CpsAgent({ fetch: f2, storage });
+    await again.connect();
+    assert.equal(again.endpoint, 'https://127.0.0.1:47183');
+    assert.equal(f2.calls.filter((u) => !u.includes(':47183/') && !u.includes(':47180/')).length, 0);
+    // rememberPort: false stores nothing.
+    const off = memStorage();
+    await new CpsAgent({ fetch: stubFetch({ 'https://127.0.0.1:47183': {} }), storage: off, rememberPort: false }).connect();
+    assert.equal(off.getItem('cpsagent.port'), null);
+  });
+
+  test('a silent program on 47180 does not hide the agent on 47181', async () => {
+    const f = stubFetch({ 'https://127.0.0.1:47180': { delay: Infinity }, 'https://127.0.0.1:47181': { version: 'mine' } });
+    const agent = new CpsAgent({ fetch: f, storage: memStorage(), fallbackDelay: 50 });
+    const st = await agent.connect();
+    assert.equal(st.version, 'mine');
+    assert.equal(agent.endpoint, 'https://127.0.0.1:47181');
+  });
+
+  test('an answer delayed by the consent window still wins', async () => {
+    // The agent holds /v1/status while its consent window is open; the
+    // rest of the range fails at once; the page waits for the answer.
+    const f = stubFetch({ 'https://127.0.0.1:47180': { delay: 300, version: 'after consent' } });
+    const t0 = Date.now();
+    const st = await new CpsAgent({ fetch: f, storage: memStorage(), fallbackDelay: 20, probeTimeout: 5000 }).connect();
+    assert.equal(st.version, 'after consent');
+    assert.ok(Date.now() - t0 >= 250);
+    assert.equal(f.calls.length, 40);
   });
 
   test('version_mismatch when the API major differs', async () => {
