@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/card/memreader"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc"
@@ -24,7 +23,8 @@ const VirtualReaderName = "cpsagent virtual reader"
 // openCards starts the card engine on PC/SC, or on the in-process virtual
 // card with --virtual-card. stop cancels the engine and waits until it has
 // released the card; it runs after the API has stopped every operation.
-func openCards(ctx context.Context, cfg *config.Config, log *zap.Logger) (api.CardService, func(), error) {
+// The engine serves both the API (api.CardService) and the tray.
+func openCards(ctx context.Context, cfg *config.Config, log *zap.Logger) (*card.Engine, func(), error) {
 	var t card.Transport
 	if cfg.VirtualCard != "" {
 		mr, err := virtualTransport(cfg, log)

@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/cpsagent/cpsagent/internal/install"
 )
 
 func main() {
@@ -57,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err := cmd.run(ctx, args, stdout, stderr)
 	var ue usageError
+	var running *install.AlreadyRunningError
 	switch {
 	case err == nil:
 		return exitOK
@@ -65,6 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "cpsagent %s: %v\n", name, err)
 		return exitUsage
+	case errors.As(err, &running):
+		// Another agent of this user runs: status 3 (the systemd unit's
+		// RestartPreventExitStatus), and where it is.
+		fmt.Fprintf(stderr, "cpsagent %s: %v\n", name, err)
+		return running.ExitCode()
 	default:
 		fmt.Fprintf(stderr, "cpsagent %s: %v\n", name, err)
 		return exitError

@@ -43,6 +43,10 @@ func isolate(t *testing.T) string {
 	t.Setenv("HOME", d)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(d, "config"))
 	t.Setenv("XDG_STATE_HOME", filepath.Join(d, "state"))
+	// In-process serve runs on a test goroutine: never the tray (systray
+	// needs the main thread), whatever the developer's session has.
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
 	return d
 }
 

@@ -9,15 +9,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/config"
+	"github.com/cpsagent/cpsagent/internal/consent"
+	"github.com/cpsagent/cpsagent/internal/install"
 	"github.com/cpsagent/cpsagent/internal/localca"
 	"github.com/cpsagent/cpsagent/internal/logging"
+	"github.com/cpsagent/cpsagent/internal/peercred"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
 )
 
@@ -28,7 +31,9 @@ func init() {
 	register(command{name: "serve", summary: "run the agent: HTTPS API on 127.0.0.1 and [::1]", run: serve})
 }
 
-// serve runs the agent until SIGINT/SIGTERM (ctx).
+// serve runs the agent until SIGINT/SIGTERM (ctx) or the tray's Quit. It
+// must run on the main goroutine: the tray (systray) takes it when a
+// display is available.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(args, stderr)
 	if err != nil {
@@ -43,6 +48,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
+	// One agent per user (per state directory), taken before the log file
+	// is opened: a second start says where the first one runs and exits
+	// with status 3 (*install.AlreadyRunningError, see run).
+	releaseInstance, err := install.AcquireInstance(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer releaseInstance()
 	log, err := logging.New(logging.Options{Level: cfg.LogLevel, Dir: filepath.Join(cfg.StateDir, "logs"), Console: stderr})
 	if err != nil {
 		return err
@@ -61,18 +74,55 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			_ = ln.Close()
 		}
 	}()
+	// Serve this OS user only: on a shared host every session shares the
+	// loopback interface (docs/admin.md §5).
+	lns, err = peercred.Wrap(lns,
+		peercred.OnRefuse(func(r peercred.Refusal) {
+			reason := "another OS user"
+			if r.Err != nil {
+				reason = "owner not found"
+			}
+			log.Info("connection refused: not from this OS user", logging.Name("reason", reason))
+		}),
+		peercred.OnUnsupported(func(err error) {
+			log.Warn("connections from other OS users cannot be told apart on this system: every local connection is served", logging.Err(err))
+		}))
+	if err != nil {
+		return fmt.Errorf("peer check: %w", err)
+	}
+	if err := publishInstance(cfg.StateDir, lns); err != nil {
+		log.Warn("instance.json not written (cpsagent doctor will not find this agent)", logging.Err(err))
+	}
 
 	ca, changes, err := localca.Ensure(filepath.Join(cfg.StateDir, "tls"))
 	if err != nil {
 		return fmt.Errorf("local CA: %w", err)
 	}
 	if changes.CACreated || changes.CARenewed {
-		log.Warn("new local CA: add it to the trust stores", logging.Name("caFile", ca.CACertFile()), logging.Name("fingerprint", ca.Fingerprint()))
+		log.Warn("new local CA", logging.Name("caFile", ca.CACertFile()), logging.Name("fingerprint", ca.Fingerprint()))
 	}
 
+	// The tray's Quit ends serve like a signal.
+	ctx, quit := context.WithCancel(ctx)
+	defer quit()
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
-	cards, stopCards, err := openCards(runCtx, cfg, log.Logger)
+	// The trust stores follow the CA (renewal, deferred install); in the
+	// background: Windows and macOS may ask the user to confirm.
+	trustDone := make(chan struct{})
+	go func() {
+		defer close(trustDone)
+		refreshTrust(runCtx, cfg.StateDir, ca, changes, log.Logger)
+	}()
+	defer func() { cancelRun(); <-trustDone }()
+
+	// Refuse a bad allow-list before anything opens the ledger.
+	for _, o := range cfg.AllowOrigins {
+		if _, err := api.ParseAllowedOrigin(o); err != nil {
+			return usageError{fmt.Errorf("api: %w", err)}
+		}
+	}
+	eng, stopCards, err := openCards(runCtx, cfg, log.Logger)
 	if err != nil {
 		return err
 	}
@@ -84,48 +134,105 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DefaultTimeout: time.Duration(cfg.PINTimeout),
 		Logger:         log.Logger,
 	})
+	// Site consent (machine policy, allow-list, the user's answers, the
+	// consent dialog), the activity ledger, the PIN flows and the tray.
+	d, err := newDesktop(cfg, eng, prompter, log.Logger, quit)
+	if err != nil {
+		return err
+	}
 	rl := cfg.RateLimit
 	if rl == nil {
 		rl = &config.RateLimit{}
 	}
 	srv, err := api.New(api.Options{
 		AllowedOrigins: cfg.AllowOrigins,
+		Consent:        siteConsent{d.Consent},
+		Ledger:         d.Ledger,
 		Version:        Version(),
 		PINTimeout:     time.Duration(cfg.PINTimeout),
 		RateBurst:      rl.Burst,
 		RatePerMinute:  rl.PerMinute,
 		Logger:         log.Logger,
 		DebugMetrics:   os.Getenv(debugMetricsEnv) == "1",
-	}, cards, prompter)
+	}, eng, prompter)
 	if err != nil {
+		_ = d.Ledger.Close()
 		return usageError{err}
 	}
-	if len(cfg.AllowOrigins) == 0 {
-		log.Warn("no allowed origin: every web request will be refused (use --allow-origin)")
+	sites := d.Consent.Sites()
+	if len(sites.Policy)+len(sites.Config)+len(sites.User) == 0 {
+		log.Warn("no allowed origin yet: each new site asks for consent (add sites with --allow-origin or the machine policy)")
 	}
-	for _, o := range srv.AllowedOrigins() {
-		log.Info("allowed origin", logging.Origin(o))
+	for _, o := range sites.Policy {
+		log.Info("allowed origin", logging.Origin(o), logging.Name("source", string(consent.SourcePolicy)))
+	}
+	for _, o := range sites.Config {
+		log.Info("allowed origin", logging.Origin(o), logging.Name("source", string(consent.SourceConfig)))
 	}
 
-	go renewLoop(runCtx, ca, log.Logger)
+	go renewLoop(runCtx, cfg.StateDir, ca, log.Logger)
 
 	for _, ln := range lns {
 		fmt.Fprintf(stdout, "cpsagent listening on https://%s\n", ln.Addr())
 	}
-	err = srv.Run(ctx, lns, ca.TLSConfig())
+	// The tray (or the headless mode) on this goroutine, the API beside it.
+	err = d.runDesktop(ctx, cfg.Headless, func(ctx context.Context) error {
+		return srv.Run(ctx, lns, ca.TLSConfig())
+	})
 	log.Info("stopped")
 	return err
 }
 
-// listen binds every configured address. With the default pair, an
-// address family that the host does not have (no IPv6 loopback) is
-// skipped with a warning; any other failure, and any failure on an address
-// the user asked for, stops the agent.
+// siteConsent is the consent manager as the API's gate sees it: Decide
+// (which may open the dialog) and a lookup that never asks.
+type siteConsent struct{ *consent.Manager }
+
+// Allowed reports whether origin may use the agent now, without a dialog.
+func (c siteConsent) Allowed(origin string) bool {
+	s := c.Lookup(origin)
+	return s != consent.SourceNone && s != consent.SourceDenied
+}
+
+// publishInstance writes instance.json: where this agent listens, for a
+// second start and for "cpsagent doctor".
+func publishInstance(stateDir string, lns []net.Listener) error {
+	info := install.InstanceInfo{Version: Version()}
+	for _, ln := range lns {
+		info.Addrs = append(info.Addrs, ln.Addr().String())
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && info.Port == 0 {
+			info.Port = tcp.Port
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		info.Executable = exe
+	}
+	return install.PublishInstance(stateDir, info)
+}
+
+// listen binds the listeners. With the default addresses, it takes the
+// first port of install.PortFirst…PortLast (47180–47199) where both
+// 127.0.0.1 and ::1 are free (127.0.0.1 alone on a host without IPv6
+// loopback): another user's agent on a shared host, or a squatter, moves
+// this one to the next port. Addresses given with --listen are bound as
+// given: any failure stops the agent.
 func listen(ctx context.Context, cfg *config.Config, log *zap.Logger) ([]net.Listener, error) {
 	defaults := config.Defaults().Listen
 	isDefault := len(cfg.Listen) == len(defaults)
 	for i := range defaults {
 		isDefault = isDefault && cfg.Listen[i] == defaults[i]
+	}
+	if isDefault {
+		lns, port, err := install.ListenLoopback(ctx, api.Listen, install.PortFirst, install.PortLast)
+		if err != nil {
+			return nil, err
+		}
+		if len(lns) == 1 {
+			log.Warn("no IPv6 loopback: listening on 127.0.0.1 only")
+		}
+		if port != install.PortFirst {
+			log.Info("port 47180 is taken (another user's agent or another program): using the next free port", logging.Name("port", strconv.Itoa(port)))
+		}
+		return lns, nil
 	}
 	var lns []net.Listener
 	for _, a := range cfg.Listen {
@@ -135,10 +242,6 @@ func listen(ctx context.Context, cfg *config.Config, log *zap.Logger) ([]net.Lis
 		}
 		ln, err := api.Listen(ctx, ap)
 		if err != nil {
-			if isDefault && ap.Addr().Is6() && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT)) {
-				log.Warn("no IPv6 loopback: listening on 127.0.0.1 only", logging.Err(err))
-				continue
-			}
 			for _, l := range lns {
 				_ = l.Close()
 			}
@@ -152,8 +255,9 @@ func listen(ctx context.Context, cfg *config.Config, log *zap.Logger) ([]net.Lis
 	return lns, nil
 }
 
-// renewLoop renews the TLS server certificate before it expires.
-func renewLoop(ctx context.Context, ca *localca.Authority, log *zap.Logger) {
+// renewLoop renews the TLS server certificate before it expires, and
+// refreshes the trust stores when that renewed the CA.
+func renewLoop(ctx context.Context, stateDir string, ca *localca.Authority, log *zap.Logger) {
 	for {
 		wait := time.Until(ca.NextRenewal())
 		if wait < time.Minute {
@@ -171,8 +275,9 @@ func renewLoop(ctx context.Context, ca *localca.Authority, log *zap.Logger) {
 			log.Error("certificate renewal failed", logging.Err(err))
 			continue
 		}
-		if ch.CACreated || ch.CARenewed {
-			log.Warn("new local CA: add it to the trust stores", logging.Name("caFile", ca.CACertFile()))
+		if ch.TrustStoreUpdateNeeded() {
+			log.Warn("new local CA", logging.Name("caFile", ca.CACertFile()), logging.Name("fingerprint", ca.Fingerprint()))
+			refreshTrust(ctx, stateDir, ca, ch, log)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/ledger"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
 )
 
@@ -48,11 +49,44 @@ type CardService interface {
 	Subscribe() (<-chan card.Event, func())
 }
 
+// Consent decides whether a web origin may use the agent (step 2 of the
+// request gate). Decide may ask the card holder (a dialog) and block until
+// the answer or ctx ends; it reports (true, nil) when the origin is allowed.
+// *consent.Manager implements it.
+type Consent interface {
+	Decide(ctx context.Context, origin string) (bool, error)
+}
+
+// ConsentLookup may be implemented by a Consent that can also tell, without
+// ever asking anybody, whether an origin is allowed now. The gate uses it
+// for requests that would fail anyway (unknown path, a method the route
+// does not offer, a bad query, media type or size, a plain GET on the
+// WebSocket route): those never open a consent dialog. A Consent without
+// it is asked with Decide for every request.
+type ConsentLookup interface {
+	Allowed(origin string) bool
+}
+
+// Recorder keeps the activity ledger; *ledger.Ledger implements it.
+type Recorder interface {
+	Record(e ledger.Entry) error
+}
+
 // Options configures a Server.
 type Options struct {
 	// AllowedOrigins lists the web origins allowed to use the agent
-	// (validated with ParseAllowedOrigin).
+	// (validated with ParseAllowedOrigin). With Consent nil, it is the
+	// whole decision; with Consent set, it is only validated (the
+	// Consent holds the same list and more).
 	AllowedOrigins []string
+	// Consent decides which origins may use the agent, asked for every
+	// request that passed the Host check (preflights and WebSocket
+	// upgrades included). Nil: exactly AllowedOrigins, never a dialog.
+	Consent Consent
+	// Ledger receives one entry per authentication, signature and card
+	// read (origin, operation, certificate serial, digest, result); nil:
+	// none.
+	Ledger Recorder
 	// Ports are the TCP ports the agent listens on; the Host allow-list is
 	// 127.0.0.1:P, [::1]:P and localhost:P for each. Run adds the ports of
 	// its listeners.
@@ -86,6 +120,9 @@ type Server struct {
 	cards    CardService
 	prompter pinentry.Prompter
 	origins  map[string]bool
+	consent  Consent
+	ledger   Recorder
+	reads    readDedupe // card reads already in the ledger
 	hosts    atomic.Pointer[map[string]bool]
 	routes   map[string]*route
 	opSlot   chan struct{} // one card operation (and PIN prompt) at a time
@@ -112,6 +149,8 @@ func New(opts Options, cards CardService, prompter pinentry.Prompter) (*Server, 
 		cards:    cards,
 		prompter: prompter,
 		origins:  map[string]bool{},
+		consent:  opts.Consent,
+		ledger:   opts.Ledger,
 		opSlot:   make(chan struct{}, 1),
 		limiter:  newRateLimiter(opts.RateBurst, opts.RatePerMinute),
 		now:      opts.Now,
@@ -134,6 +173,9 @@ func New(opts Options, cards CardService, prompter pinentry.Prompter) (*Server, 
 			return nil, fmt.Errorf("api: %w", err)
 		}
 		s.origins[n] = true
+	}
+	if s.consent == nil {
+		s.consent = staticConsent(s.origins)
 	}
 	empty := map[string]bool{}
 	s.hosts.Store(&empty)
@@ -178,3 +220,18 @@ func (s *Server) AllowedOrigins() []string {
 	}
 	return out
 }
+
+// errOriginNotAllowed is staticConsent's refusal.
+var errOriginNotAllowed = errors.New("api: origin not in the allow-list")
+
+// staticConsent allows exactly the configured origins: no dialog, no state.
+type staticConsent map[string]bool
+
+func (c staticConsent) Decide(_ context.Context, origin string) (bool, error) {
+	if c[origin] {
+		return true, nil
+	}
+	return false, errOriginNotAllowed
+}
+
+func (c staticConsent) Allowed(origin string) bool { return c[origin] }

@@ -21,6 +21,7 @@ type route struct {
 	methods []string // never HEAD or OPTIONS (preflight is answered by the gate)
 	maxBody int64
 	query   []string // accepted query parameters (each at most once)
+	upgrade bool     // a WebSocket: only an upgrade request can succeed
 	handle  func(w http.ResponseWriter, r *http.Request, origin string)
 }
 
@@ -35,7 +36,7 @@ func (s *Server) buildRoutes() map[string]*route {
 		"/v1/card":         {methods: get, maxBody: MaxSmallBody, query: []string{"reader"}, handle: s.handleCard},
 		"/v1/authenticate": {methods: post, maxBody: MaxSmallBody, handle: s.handleAuthenticate},
 		"/v1/sign":         {methods: post, maxBody: MaxSignBody, handle: s.handleSign},
-		"/v1/events":       {methods: get, maxBody: MaxSmallBody, handle: s.handleEvents},
+		"/v1/events":       {methods: get, maxBody: MaxSmallBody, upgrade: true, handle: s.handleEvents},
 	}
 	if s.opts.DebugMetrics {
 		m["/v1/debug/metrics"] = &route{methods: get, maxBody: MaxSmallBody, handle: s.handleDebugMetrics}
@@ -51,8 +52,8 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // serveHTTP is the request gate (docs/api.md "Request gate"), in order:
-// Host, Origin (+ CORS, preflight), route, method, query, Content-Type,
-// body size. The handlers then decode the body strictly.
+// Host, Origin (+ consent, CORS, preflight), route, method, query,
+// Content-Type, body size. The handlers then decode the body strictly.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// Run waits for every handler, hijacked WebSockets included, up to
 	// the end of its access-log line.
@@ -93,13 +94,23 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 2. Origin: exactly one header, canonical, on the allow-list.
+	// 2. Origin: exactly one header, canonical, then allowed (the static
+	// list, the machine policy, the user's answers, or a consent dialog).
 	vals := r.Header.Values("Origin")
 	if len(vals) == 1 {
 		origin = vals[0]
 	}
 	norm, err := NormalizeOrigin(origin)
-	if len(vals) != 1 || err != nil || !s.origins[norm] {
+	rt := s.routes[r.URL.Path]
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if len(vals) != 1 || err != nil || !s.originAllowed(r, norm, rt, preflight) {
+		if len(vals) == 0 {
+			// No Origin at all: a browser's no-cors probe (or a local
+			// program). Without CORP the page sees an opaque answer and
+			// can tell "agent refused this origin" from "no agent"; it
+			// reads nothing (docs/api.md, "Request gate").
+			h.Del("Cross-Origin-Resource-Policy")
+		}
 		rec.problem(newProblem(CodeOriginNotAllowed))
 		return
 	}
@@ -107,46 +118,91 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", norm)
 	h.Set("Access-Control-Expose-Headers", "Retry-After")
 
-	rt := s.routes[r.URL.Path]
 	if rt == nil {
 		rec.problem(newProblem(CodeNotFound))
 		return
 	}
 
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+	if preflight {
 		s.preflight(w, r, rt)
 		return
 	}
 
-	// 3. Method, then what could change its meaning.
-	if !rt.allows(r.Method) {
-		h.Set("Allow", strings.Join(append(slices.Clone(rt.methods), http.MethodOptions), ", "))
-		rec.problem(newProblem(CodeMethodNotAllowed))
-		return
-	}
-	for _, mh := range methodOverrideHeaders {
-		if _, ok := r.Header[mh]; ok {
-			rec.problem(badRequest(mh, "Method override headers are not accepted.", "Les en-têtes de substitution de méthode ne sont pas acceptés."))
-			return
+	// 3. Method and what could change its meaning, query, media type;
+	// 4. body size (Content-Length).
+	if p := requestProblem(r, rt); p != nil {
+		if p.Code == CodeMethodNotAllowed {
+			h.Set("Allow", strings.Join(append(slices.Clone(rt.methods), http.MethodOptions), ", "))
 		}
-	}
-	if p := checkQuery(r, rt); p != nil {
 		rec.problem(p)
 		return
 	}
-	if r.Method == http.MethodPost && !isJSON(r.Header.Values("Content-Type")) {
-		rec.problem(newProblem(CodeUnsupportedMediaType))
-		return
-	}
-
-	// 4. Body size: refuse early on Content-Length, and cap what is read.
-	if r.ContentLength > rt.maxBody {
-		rec.problem(newProblem(CodePayloadTooLarge))
-		return
-	}
+	// 4. Body size while reading (chunked bodies).
 	r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 
 	rt.handle(w, r, norm)
+}
+
+// requestProblem checks, before the body is read, what makes a request fail
+// whatever its origin: the method (and method-override headers), the query,
+// the media type of a POST and its Content-Length.
+func requestProblem(r *http.Request, rt *route) *Problem {
+	if !rt.allows(r.Method) {
+		return newProblem(CodeMethodNotAllowed)
+	}
+	for _, mh := range methodOverrideHeaders {
+		if _, ok := r.Header[mh]; ok {
+			return badRequest(mh, "Method override headers are not accepted.", "Les en-têtes de substitution de méthode ne sont pas acceptés.")
+		}
+	}
+	if p := checkQuery(r, rt); p != nil {
+		return p
+	}
+	if r.Method == http.MethodPost && !isJSON(r.Header.Values("Content-Type")) {
+		return newProblem(CodeUnsupportedMediaType)
+	}
+	if r.ContentLength > rt.maxBody {
+		return newProblem(CodePayloadTooLarge)
+	}
+	return nil
+}
+
+// originAllowed is step 2's decision for a well-formed origin. Consent may
+// open a dialog and wait for the holder's answer (bursts from one origin
+// share one dialog); a request that cannot succeed anyway is answered from
+// what is already decided and never opens one (see mayAsk).
+func (s *Server) originAllowed(r *http.Request, origin string, rt *route, preflight bool) bool {
+	if !mayAsk(r, rt, preflight) {
+		if l, ok := s.consent.(ConsentLookup); ok {
+			return l.Allowed(origin)
+		}
+	}
+	ok, err := s.consent.Decide(r.Context(), origin)
+	if err != nil {
+		s.log.Debug("origin refused", logging.Origin(origin), logging.Err(err))
+		return false
+	}
+	return ok
+}
+
+// mayAsk reports whether a request could succeed once its origin is
+// allowed: a known route, and a preflight for one of its methods or a
+// request that passes steps 3 and 4 (and is a WebSocket upgrade on the
+// event route). Only such a request may open a consent dialog. A preflight
+// may: the browser sends the real request only after it, so a dialog there
+// is the one the real request would open.
+func mayAsk(r *http.Request, rt *route, preflight bool) bool {
+	switch {
+	case rt == nil:
+		return false
+	case preflight:
+		return rt.allows(r.Header.Get("Access-Control-Request-Method"))
+	case requestProblem(r, rt) != nil:
+		return false
+	case rt.upgrade && !isUpgrade(r):
+		return false
+	}
+	return true
 }
 
 // preflight answers a CORS preflight from an allowed origin: only the

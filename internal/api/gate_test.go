@@ -144,6 +144,51 @@ func TestSec11_NullMissingDuplicateOrigin(t *testing.T) {
 			w := h.serve(r)
 			problemOf(t, w, 403, CodeOriginNotAllowed)
 			noCORS(t, w.Header())
+			// CORP is left out only when there is no Origin at all
+			// (TestOriginRefusalProbe).
+			wantCORP := "same-origin"
+			if c.name == "missing" {
+				wantCORP = ""
+			}
+			if got := w.Header().Get("Cross-Origin-Resource-Policy"); got != wantCORP {
+				t.Errorf("%s %s: CORP = %q, want %q", c.name, path, got, wantCORP)
+			}
+		}
+	}
+	h.assertUntouched(t)
+}
+
+// TestOriginRefusalProbe: a browser's no-cors GET carries no Origin. The
+// refusal it gets has no Cross-Origin-Resource-Policy, so that the page
+// sees an opaque answer (an agent is there and refused it) rather than a
+// network error (no agent), and still reads nothing: no CORS header, a
+// problem body with nothing about the agent. With any Origin header, and
+// for a wrong Host, CORP stays.
+func TestOriginRefusalProbe(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	for _, path := range []string{"/v1/status", "/v1/card", "/v1/readers", "/v1/events", "/v1/nope", "/"} {
+		w := h.do(http.MethodGet, path, "", "Origin", "-", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Site", "cross-site")
+		problemOf(t, w, 403, CodeOriginNotAllowed)
+		noCORS(t, w.Header())
+		securityHeaders(t, w.Header())
+		if got := w.Header().Get("Cross-Origin-Resource-Policy"); got != "" {
+			t.Errorf("%s without Origin: CORP %q", path, got)
+		}
+		for _, leak := range []string{"test", "apiVersion", "readers", "medecin", "Virtual"} {
+			if strings.Contains(w.Body.String(), leak) {
+				t.Errorf("%s: body leaks %q: %s", path, leak, w.Body)
+			}
+		}
+	}
+	for _, hdr := range [][]string{
+		{"Origin", "https://evil.example"},
+		{"Origin", "null"},
+		{"Origin", ""},
+		{"Origin", "-", "Host", "evil.example:47180"},
+	} {
+		w := h.do(http.MethodGet, "/v1/status", "", hdr...)
+		if got := w.Header().Get("Cross-Origin-Resource-Policy"); got != "same-origin" {
+			t.Errorf("%v: CORP %q, want same-origin", hdr, got)
 		}
 	}
 	h.assertUntouched(t)

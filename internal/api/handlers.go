@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/internal/cades"
 	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/ledger"
 	"github.com/cpsagent/cpsagent/internal/logging"
 	"github.com/cpsagent/cpsagent/pkg/cpsid"
 )
@@ -114,23 +116,32 @@ func (s *Server) handleReaders(w http.ResponseWriter, r *http.Request, _ string)
 
 // handleCard answers the holder identity (pkg/cpsid, docs identity.md §8)
 // with both certificates. It reads the engine's per-card cache and takes
-// no operation slot: a signature in progress never delays it.
-func (s *Server) handleCard(w http.ResponseWriter, r *http.Request, _ string) {
+// no operation slot: a signature in progress never delays it. The read is
+// recorded in the activity ledger (the identity was shown to origin).
+func (s *Server) handleCard(w http.ResponseWriter, r *http.Request, origin string) {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
 	cd, err := s.cards.Card(ctx, r.URL.Query().Get("reader"))
 	if err != nil {
+		s.recordRead(origin, nil, problemFor(ctx, err).Code)
 		s.fail(w, ctx, "card", err)
 		return
+	}
+	cert := cd.AuthCert
+	if cert == nil {
+		cert = cd.SignCert
 	}
 	id := cd.Identity
 	if id == nil {
 		id, err = cpsid.FromCertificates(cd.AuthCert, cd.SignCert, cpsid.CardInfo{SerialNumber: cd.Serial, Generation: cd.Generation, ReadAt: cd.ReadAt})
 		if err != nil {
-			s.fail(w, ctx, "card", fmt.Errorf("%w: %w", card.ErrUnsupportedCard, err))
+			err = fmt.Errorf("%w: %w", card.ErrUnsupportedCard, err)
+			s.recordRead(origin, cert, problemFor(ctx, err).Code)
+			s.fail(w, ctx, "card", err)
 			return
 		}
 	}
+	s.recordRead(origin, cert, ledger.ResultOK)
 	s.sendJSON(w, r, "card", id)
 }
 
@@ -168,7 +179,11 @@ func readBody(r *http.Request) ([]byte, *Problem) {
 // second operation, including one whose PIN prompt is open, gets agent_busy
 // at once), then the body, then the per-origin rate limit, then fn under a
 // context that ends with the client, the operation deadline, or shutdown.
-func (s *Server) cardOp(w http.ResponseWriter, r *http.Request, origin, op string,
+// Once fn ran, its outcome goes to the activity ledger as ent (whose
+// certificate serial and digest fn fills in); what is refused before
+// (busy, bad request, rate limit) never touched the card and is not
+// recorded.
+func (s *Server) cardOp(w http.ResponseWriter, r *http.Request, origin, op string, ent *ledger.Entry,
 	decode func([]byte) *Problem,
 	fn func(ctx context.Context) (any, *card.Signature, error)) {
 	rec, _ := w.(*recorder)
@@ -209,12 +224,14 @@ func (s *Server) cardOp(w http.ResponseWriter, r *http.Request, origin, op strin
 		cardTime = sig.CardTime
 	}
 	if err != nil {
+		s.record(ent, origin, sig, problemFor(ctx, err).Code)
 		s.fail(w, ctx, op, err)
 		if rec != nil {
 			s.log.Info("card operation", logging.Op(op), logging.Origin(origin), logging.Code(rec.code), logging.Elapsed(time.Since(start)))
 		}
 		return
 	}
+	s.record(ent, origin, sig, ledger.ResultOK)
 	s.log.Info("card operation", logging.Op(op), logging.Origin(origin), logging.Code("ok"),
 		logging.Elapsed(time.Since(start)), logging.CardTime(cardTime))
 	s.sendJSON(w, r, op, resp)
@@ -242,7 +259,8 @@ func AuthenticationData(origin, challengeNonce string) (digestInfo, hash []byte)
 func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request, origin string) {
 	var req *AuthRequest
 	pp := &pinPrompt{prompter: s.prompter, origin: origin, op: "authenticate", timeout: s.opts.PINTimeout}
-	s.cardOp(w, r, origin, "authenticate",
+	ent := &ledger.Entry{Operation: ledger.OpAuthenticate}
+	s.cardOp(w, r, origin, "authenticate", ent,
 		func(b []byte) *Problem {
 			var p *Problem
 			req, p = DecodeAuthRequest(b)
@@ -253,6 +271,7 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request, orig
 		},
 		func(ctx context.Context) (any, *card.Signature, error) {
 			data, hash := AuthenticationData(origin, req.ChallengeNonce)
+			ent.SHA256 = ledger.Digest(data) // the DigestInfo the card signs
 			sig, err := s.cards.Authenticate(ctx, req.Reader, data, pp.fn)
 			if err != nil {
 				return nil, sig, err
@@ -286,7 +305,8 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, origin strin
 	var req *SignRequest
 	pp := &pinPrompt{prompter: s.prompter, origin: origin, op: "sign", timeout: s.opts.PINTimeout}
 	op := "sign"
-	s.cardOp(w, r, origin, op,
+	ent := &ledger.Entry{Operation: ledger.OpSign}
+	s.cardOp(w, r, origin, op, ent,
 		func(b []byte) *Problem {
 			var p *Problem
 			req, p = DecodeSignRequest(b)
@@ -297,9 +317,10 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, origin strin
 		},
 		func(ctx context.Context) (any, *card.Signature, error) {
 			if req.Mode == SignRaw {
+				ent.SHA256 = ledger.Digest(req.Data) // the data to sign, sent to the card
 				return s.signRaw(ctx, req, pp)
 			}
-			return s.signCAdES(ctx, req, pp)
+			return s.signCAdES(ctx, req, pp, ent)
 		})
 }
 
@@ -320,7 +341,10 @@ func (s *Server) signRaw(ctx context.Context, req *SignRequest, pp *pinPrompt) (
 	}, sig, nil
 }
 
-func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt) (any, *card.Signature, error) {
+// signCAdES builds a detached CAdES signature. The ledger entry gets the
+// document's SHA-256 (what the holder can recompute from the file) and the
+// signing certificate's serial, known before the card is asked.
+func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt, ent *ledger.Entry) (any, *card.Signature, error) {
 	cctx, cancel := context.WithTimeout(ctx, readTimeout)
 	cd, err := s.cards.Card(cctx, req.Reader)
 	cancel()
@@ -343,6 +367,7 @@ func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt)
 		h := sha256.Sum256(req.Data)
 		digest = h[:]
 	}
+	ent.SHA256, ent.CertSerial = hex.EncodeToString(digest), certSerial(cert)
 	var used *card.Signature
 	p7s, err := cades.BuildDetached(ctx, digest, cert, s.opts.Chain, s.now().UTC().Truncate(time.Second),
 		func(ctx context.Context, tbs []byte) ([]byte, error) {

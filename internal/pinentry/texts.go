@@ -35,6 +35,10 @@ type messages struct {
 
 	introPIN, introPUK, introNewPIN, introConfirm string
 
+	// A request without an origin comes from the agent itself (the tray's
+	// PIN change and unblock): it names no site.
+	introLocalPIN, introLocalPUK, introLocalNewPIN, localRequest string
+
 	rawAddress, noOrigin                 string
 	operation, holder, reader, triesLeft string
 	siteMessage                          string // %s is the quoted, sanitised text: use quoteOpen/quoteClose
@@ -61,6 +65,11 @@ var fr = messages{
 	introPUK:     "Le site suivant demande le code de déblocage de votre carte :",
 	introNewPIN:  "Le site suivant demande de changer votre code porteur :",
 	introConfirm: "Le site suivant demande à utiliser votre carte CPS :",
+
+	introLocalPIN:    "L'agent CPS de cet ordinateur demande votre code porteur :",
+	introLocalPUK:    "L'agent CPS de cet ordinateur demande le code de déblocage de votre carte :",
+	introLocalNewPIN: "L'agent CPS de cet ordinateur demande votre nouveau code porteur :",
+	localRequest:     "(demande locale, faite depuis le menu de l'agent ; aucun site web n'est concerné)",
 
 	rawAddress:  "(adresse technique : ",
 	noOrigin:    "(site inconnu)",
@@ -104,6 +113,11 @@ var en = messages{
 	introNewPIN:  "The following site asks to change your PIN:",
 	introConfirm: "The following site asks to use your CPS card:",
 
+	introLocalPIN:    "The CPS agent on this computer asks for your PIN:",
+	introLocalPUK:    "The CPS agent on this computer asks for your card's unblocking code:",
+	introLocalNewPIN: "The CPS agent on this computer asks for your new PIN:",
+	localRequest:     "(local request, made from the agent's menu; no web site is involved)",
+
 	rawAddress:  "(raw address: ",
 	noOrigin:    "(unknown site)",
 	operation:   "Operation: ",
@@ -145,18 +159,22 @@ func language(lang string) *messages {
 }
 
 // PINTexts builds the texts of the PIN dialog for r. It is a pure function.
+// A request without Origin is the agent's own (the tray's PIN change or
+// unblock) and says so; every web request has a validated, non-empty
+// origin, so a page can never get that wording.
 func PINTexts(r Request) Texts {
 	m := language(r.Lang)
 	t := Texts{OK: m.ok, Cancel: m.cancel}
-	intro := m.introPIN
+	local := r.Origin == ""
+	intro := pick(local, m.introLocalPIN, m.introPIN)
 	warning := m.lastTry
 	switch r.Kind {
 	case PUK:
-		t.Title, t.Prompt, intro, warning = m.titlePUK, m.promptPUK, m.introPUK, m.lastTryPUK
+		t.Title, t.Prompt, intro, warning = m.titlePUK, m.promptPUK, pick(local, m.introLocalPUK, m.introPUK), m.lastTryPUK
 	case NewPIN:
-		t.Title, t.Prompt, intro = m.titleNewPIN, m.promptNewPIN, m.introNewPIN
+		t.Title, t.Prompt, intro = m.titleNewPIN, m.promptNewPIN, pick(local, m.introLocalNewPIN, m.introNewPIN)
 	case ConfirmNewPIN:
-		t.Title, t.Prompt, intro = m.titleNewPIN, m.promptConfirmNewPIN, m.introNewPIN
+		t.Title, t.Prompt, intro = m.titleNewPIN, m.promptConfirmNewPIN, pick(local, m.introLocalNewPIN, m.introNewPIN)
 	default:
 		t.Title, t.Prompt = m.titlePIN, m.promptPIN
 	}
@@ -166,7 +184,11 @@ func PINTexts(r Request) Texts {
 		lines = append(lines, warning, "")
 	}
 	lines = append(lines, intro)
-	lines = append(lines, originLines(m, r.Origin)...)
+	if local {
+		lines = append(lines, "    "+m.localRequest)
+	} else {
+		lines = append(lines, originLines(m, r.Origin)...)
+	}
 	lines = appendField(lines, m.operation, r.Operation)
 	lines = appendField(lines, m.holder, r.Holder)
 	lines = appendField(lines, m.reader, r.Reader)
@@ -201,6 +223,13 @@ func ConfirmTexts(c ConfirmRequest) Texts {
 		NotOK:       m.allowAlways,
 		Cancel:      m.refuse,
 	}
+}
+
+func pick(cond bool, yes, no string) string {
+	if cond {
+		return yes
+	}
+	return no
 }
 
 func appendField(lines []string, label, value string) []string {

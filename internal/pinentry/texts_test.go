@@ -80,9 +80,38 @@ func TestPINTexts(t *testing.T) {
 			want: []string{`"https://evil.example\u202efr.portail"`},
 		},
 		{
-			name: "missing origin",
-			edit: func(r *Request) { r.Origin = "" },
-			want: []string{"    (site inconnu)"},
+			name: "no origin: the agent's own request (tray)",
+			edit: func(r *Request) { r.Origin = ""; r.Operation = "changement du code porteur" },
+			want: []string{"L'agent CPS de cet ordinateur demande votre code porteur :\n    (demande locale, faite depuis le menu de l'agent ; aucun site web n'est concerné)\nOpération : changement du code porteur"},
+			not:  []string{"site suivant", "site inconnu"},
+		},
+		{
+			name: "no origin, english",
+			edit: func(r *Request) { r.Origin = ""; r.Lang = "en" },
+			want: []string{"The CPS agent on this computer asks for your PIN:\n    (local request, made from the agent's menu; no web site is involved)\n"},
+			not:  []string{"following site", "unknown site"},
+		},
+		{
+			name: "no origin, unblock: PUK then new PIN",
+			edit: func(r *Request) { r.Origin = ""; r.Kind = PUK },
+			want: []string{"L'agent CPS de cet ordinateur demande le code de déblocage de votre carte :\n    (demande locale"},
+			not:  []string{"site suivant"},
+		},
+		{
+			name: "no origin, new PIN",
+			edit: func(r *Request) { r.Origin = ""; r.Kind = NewPIN; r.Lang = "en" },
+			want: []string{"The CPS agent on this computer asks for your new PIN:\n    (local request"},
+		},
+		{
+			name: "no origin, confirm new PIN",
+			edit: func(r *Request) { r.Origin = ""; r.Kind = ConfirmNewPIN },
+			want: []string{"L'agent CPS de cet ordinateur demande votre nouveau code porteur :"},
+		},
+		{
+			name: "a blank origin is not a local request",
+			edit: func(r *Request) { r.Origin = " " },
+			want: []string{"Le site suivant demande votre code porteur :"},
+			not:  []string{"demande locale"},
 		},
 		{
 			name:    "last try",

@@ -246,6 +246,7 @@ func TestSoak(t *testing.T) {
 			s.client(loadCtx, rand.New(rand.NewPCG(uint64(seed), uint64(10+i))), &sent)
 		}(i)
 	}
+	go s.progress(loadCtx, &sent)
 	waitClients := make(chan struct{})
 	go func() { wg.Wait(); close(waitClients) }()
 	// The clients stop at the count or the deadline; the listeners and the
@@ -297,6 +298,22 @@ func TestSoak(t *testing.T) {
 		s.violate("the agent did not stop cleanly: %v", err)
 	}
 	s.report()
+}
+
+// progress logs the counts every 30 s of a long soak.
+func (s *soak) progress(ctx context.Context, sent *atomic.Int64) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.mu.Lock()
+			s.t.Logf("progress: %d requests, codes %v, faults %v, %d violations", sent.Load(), s.rep.Codes, s.rep.Faults, len(s.violations))
+			s.mu.Unlock()
+		}
+	}
 }
 
 // pinPlan is the fake user's behaviour for the next n dialogs: mostly the
@@ -602,6 +619,10 @@ func (s *soak) listen(ctx context.Context, wg *sync.WaitGroup, n int) *atomic.In
 // inject injects faults until ctx ends.
 func (s *soak) inject(ctx context.Context, rng *rand.Rand, restart bool, pristine []byte) {
 	lastRestart := time.Now()
+	kinds := map[string]bool{}
+	for _, k := range strings.Split(*flagKinds, ",") {
+		kinds[strings.TrimSpace(k)] = true
+	}
 	for {
 		wait := time.Duration(rng.ExpFloat64() * float64(*flagFaults))
 		if !sleepCtx(ctx, min(wait, 10*(*flagFaults))) {
@@ -619,6 +640,9 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, restart bool, pristin
 		}
 		x := rng.IntN(100)
 		switch {
+		case x < 10 && !kinds["restart"] || x >= 10 && x < 45 && !kinds["pull"] || x >= 45 && x < 70 && !kinds["unplug"] ||
+			x >= 70 && !kinds["slow"]:
+			continue
 		case restart && x < 10 && time.Since(lastRestart) > 20*time.Second:
 			lastRestart = time.Now()
 			if err := restartPCSCD(); err != nil {

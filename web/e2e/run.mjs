@@ -16,7 +16,8 @@
 //   2. card removal and insertion seen live on the page;
 //   3. a document uploaded and signed (whole document, then digest mode),
 //      the .p7s downloaded and checked by `openssl cms -verify`;
-//   4. refusals: a non-allowed origin gets origin_not_allowed with no PIN
+//   4. refusals: a non-allowed origin gets the agent's consent dialog (the
+//      scripted pinentry refuses it), then origin_not_allowed with no PIN
 //      prompt; a page whose Local Network Access permission is denied gets
 //      local_network_access_denied; without the agent's CA in NSS the page
 //      gets agent_unreachable (browsers do not tell an untrusted
@@ -168,6 +169,10 @@ function pinPrompts() {
   if (!fs.existsSync(PIN_LOG)) return 0;
   return fs.readFileSync(PIN_LOG, 'utf8').split('\n').filter((l) => l.startsWith('GETPIN')).length;
 }
+function consentDialogs() {
+  if (!fs.existsSync(PIN_LOG)) return 0;
+  return fs.readFileSync(PIN_LOG, 'utf8').split('\n').filter((l) => l === 'CONFIRM').length;
+}
 function pinLogEmpty() {
   return !fs.existsSync(PIN_LOG) || fs.readFileSync(PIN_LOG, 'utf8').trim() === '';
 }
@@ -229,7 +234,7 @@ async function setup() {
     'serve', '--listen', `127.0.0.1:${agentPort}`, '--state-dir', agentState,
     '--pinentry', FAKE_PINENTRY, '--allow-origin', portal,
   ], {
-    env: { HOME: agentHome, XDG_CONFIG_HOME: path.join(agentHome, '.config'), FAKE_PINENTRY_PIN: '1234', FAKE_PINENTRY_MODE: 'ok', FAKE_PINENTRY_LOG: PIN_LOG },
+    env: { HOME: agentHome, XDG_CONFIG_HOME: path.join(agentHome, '.config'), FAKE_PINENTRY_PIN: '1234', FAKE_PINENTRY_MODE: 'confirm-cancel', FAKE_PINENTRY_LOG: PIN_LOG },
     ready: /listening on https:\/\/127\.0\.0\.1:\d+/,
   });
   await agent.ready;
@@ -245,6 +250,7 @@ async function setup() {
     }).on('error', reject);
   });
   check(refusal.status === 403, 'agent refuses a request without Origin (403)');
+  check(refusal.corp === null, 'that 403 has no Cross-Origin-Resource-Policy header (a page can tell "refused" from "no agent")');
 
   const portalTLS = path.join(WORK, 'portal-tls');
   const portalArgs = (port) => ['demo-portal', '--listen', `127.0.0.1:${port}`, '--ca', chain, '--tls-dir', portalTLS, '--agent', agentURL];
@@ -390,18 +396,12 @@ async function scenario(env) {
   const ctx2 = await browser.newContext();
   const p2 = await openPortal(ctx2, env.other);
   await p2.waitForSelector('#agent-status[data-state="error"]', { timeout: STEP_TIMEOUT });
-  // The page can only see the refusal when the agent's 403 to a request
-  // without Origin is readable as an opaque response (no CORP header).
-  let want = 'origin_not_allowed';
-  if (env.refusal.corp) {
-    want = 'agent_unreachable';
-    console.log(`  ⚠ KNOWN AGENT DEVIATION: the agent's 403 to a request without Origin carries "Cross-Origin-Resource-Policy: ${env.refusal.corp}",`);
-    console.log('    so browsers turn the no-cors probe into a network error and the page cannot tell a refused origin from a stopped');
-    console.log('    agent; it gets agent_unreachable (whose remediation names the not-allowed case). Expecting that until the agent');
-    console.log('    omits CORP on that answer (docs/integration.md, "Detecting a refused origin").');
-    check(p2.consoleLines.some((l) => /ERR_BLOCKED_BY_RESPONSE\.NotSameOrigin/.test(l)), 'Chromium blocked the probe answer for its CORP header');
-  }
+  // The agent asked the holder (one consent dialog, refused by the scripted
+  // pinentry); the page sees the refusal through the no-cors probe, whose
+  // 403 (no Origin) is an opaque answer since it carries no CORP header.
+  const want = 'origin_not_allowed';
   check((await attr(p2, '#agent-status', 'data-code')) === want, `discovery reports ${want}`);
+  check(consentDialogs() === 1, 'the agent showed one consent dialog for the unknown site (refused)');
   await p2.click('#login-btn');
   await p2.waitForSelector('#error:not([hidden])', { timeout: STEP_TIMEOUT });
   await until('login attempt to finish', async () => !(await p2.isDisabled('#login-btn')));
@@ -409,12 +409,14 @@ async function scenario(env) {
   const agentLog = fs.readFileSync(path.join(WORK, 'logs', 'agent.log'), 'utf8');
   const refusedLine = agentLog.split('\n').find((l) => l.includes(env.other) && /\b403\b/.test(l) && l.includes('origin_not_allowed'));
   check(refusedLine !== undefined, 'the agent refused the page\'s origin (403 origin_not_allowed in its log)');
-  check(pinLogEmpty(), 'no PIN prompt was shown (pinentry log empty)');
+  check(pinPrompts() === 0, 'no PIN prompt was shown (no GETPIN)');
+  check(consentDialogs() === 1, 'no second consent dialog during the refusal cooldown');
   await p2.screenshot({ path: path.join(ART, 'portal-origin-refused.png'), fullPage: true });
   await ctx2.close();
   await browser.close();
 
   step('refusal: Local Network Access denied');
+  fs.writeFileSync(PIN_LOG, '');
   // The portal's own origin (allowed by the agent), but Chromium is told
   // that its address is public, so reaching the loopback agent is a local
   // network request, and the page's permission for it is denied.
@@ -436,7 +438,7 @@ async function scenario(env) {
   await until('login attempt to finish', async () => !(await p3.isDisabled('#login-btn')));
   check((await attr(p3, '#error', 'data-code')) === 'local_network_access_denied', `login attempt reports local_network_access_denied: "${(await p3.textContent('#error-text')).slice(0, 80)}…"`);
   check(p3.consoleLines.some((l) => /loopback. address space/.test(l)), 'Chromium logged the LNA denial (not a generic failure)');
-  check(pinLogEmpty(), 'no PIN prompt was shown');
+  check(pinLogEmpty(), 'no PIN prompt nor consent dialog was shown');
   await p3.screenshot({ path: path.join(ART, 'portal-lna-denied.png'), fullPage: true });
   await ctx3.close();
   // Same public page with the permission granted: the agent is reached.

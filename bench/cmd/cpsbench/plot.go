@@ -30,7 +30,8 @@ func plotLatency(r *Results, path string) error {
 	for i, o := range plotOps {
 		names[i] = o.label
 	}
-	w := vg.Points(9)
+	w := vg.Points(13)
+	top := 0.0
 	series := []struct {
 		tool  string
 		pct   int
@@ -56,6 +57,7 @@ func plotLatency(r *Results, path string) error {
 			}
 			p50, p90, p99 := res.wallPercentiles()
 			vals[i] = map[int]float64{50: p50.Seconds(), 90: p90.Seconds(), 99: p99.Seconds()}[s.pct]
+			top = max(top, vals[i])
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
@@ -68,8 +70,12 @@ func plotLatency(r *Results, path string) error {
 		label := fmt.Sprintf("%s p%d", s.tool, s.pct)
 		p.Legend.Add(label, bars)
 	}
+	// Room above the tallest bar for the legend.
+	p.Y.Max = top * 1.6
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(10)
+	p.Title.Padding = vg.Points(8)
 	p.NominalX(names...)
 	p.Add(plotter.NewGrid())
 	if signFailed {
