@@ -34,6 +34,9 @@ type InProcOptions struct {
 	Origins []string
 	// Card is inserted in the reader; nil means a "medecin" virtual card.
 	Card *virtual.Card
+	// Wrap, when set, wraps the card before it goes into the reader (a
+	// test's fault model).
+	Wrap func(*virtual.Card) memreader.Card
 	// Prompter answers the PIN dialogs; nil means FixedPIN with the card's
 	// PIN.
 	Prompter pinentry.Prompter
@@ -93,7 +96,11 @@ func StartInProcess(o InProcOptions) (*InProc, error) {
 		return nil, err
 	}
 	mr := memreader.New(InProcReader)
-	if err := mr.Insert(InProcReader, vc); err != nil {
+	var inserted memreader.Card = vc
+	if o.Wrap != nil {
+		inserted = o.Wrap(vc)
+	}
+	if err := mr.Insert(InProcReader, inserted); err != nil {
 		return nil, err
 	}
 	eng := card.New(mr, card.Options{Logger: o.Logger})

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,6 +51,26 @@ type HelloMessage struct {
 	Status     StatusResponse `json:"status"`
 }
 
+// checkHandshake validates the RFC 6455 §4.2.1 request fields the upgrade
+// needs; it returns a short reason, or "" when the handshake is well formed.
+func checkHandshake(r *http.Request) string {
+	if r.Method != http.MethodGet {
+		return "method must be GET"
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		return "Sec-WebSocket-Version must be 13"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return "exactly one Sec-WebSocket-Key is required"
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0]))
+	if err != nil || len(k) != 16 {
+		return "Sec-WebSocket-Key must be 16 bytes in base64"
+	}
+	return ""
+}
+
 func isUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header.Values("Connection"), "upgrade") && headerHasToken(r.Header.Values("Upgrade"), "websocket")
 }
@@ -70,6 +91,15 @@ func headerHasToken(vals []string, tok string) bool {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, origin string) {
 	if !isUpgrade(r) {
 		s.writeProblem(w, badRequest("", "This endpoint is a WebSocket (wss://).", "Ce point d'accès est une WebSocket (wss://)."))
+		return
+	}
+	if err := checkHandshake(r); err != "" {
+		// Refuse here, as problem+json, what the WebSocket library would
+		// otherwise refuse with a text/plain body.
+		if r.Header.Get("Sec-WebSocket-Version") != "13" {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		s.writeProblem(w, badRequest("", "Invalid WebSocket handshake: "+err+".", "Poignée de main WebSocket invalide : "+err+"."))
 		return
 	}
 	// The server's read and write timeouts are for HTTP exchanges; a

@@ -272,7 +272,9 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request, orig
 		func(ctx context.Context) (any, *card.Signature, error) {
 			data, hash := AuthenticationData(origin, req.ChallengeNonce)
 			ent.SHA256 = ledger.Digest(data) // the DigestInfo the card signs
-			sig, err := s.cards.Authenticate(ctx, req.Reader, data, pp.fn)
+			sig, err := waitEngine(ctx, pp, func() (*card.Signature, error) {
+				return s.cards.Authenticate(ctx, req.Reader, data, pp.fn)
+			})
 			if err != nil {
 				return nil, sig, err
 			}
@@ -325,7 +327,9 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, origin strin
 }
 
 func (s *Server) signRaw(ctx context.Context, req *SignRequest, pp *pinPrompt) (any, *card.Signature, error) {
-	sig, err := s.cards.Sign(ctx, req.Reader, req.Data, pp.fn)
+	sig, err := waitEngine(ctx, pp, func() (*card.Signature, error) {
+		return s.cards.Sign(ctx, req.Reader, req.Data, pp.fn)
+	})
 	if err != nil {
 		return nil, sig, err
 	}
@@ -371,7 +375,9 @@ func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt,
 	var used *card.Signature
 	p7s, err := cades.BuildDetached(ctx, digest, cert, s.opts.Chain, s.now().UTC().Truncate(time.Second),
 		func(ctx context.Context, tbs []byte) ([]byte, error) {
-			sig, err := s.cards.Sign(ctx, reader, tbs, pp.fn)
+			sig, err := waitEngine(ctx, pp, func() (*card.Signature, error) {
+				return s.cards.Sign(ctx, reader, tbs, pp.fn)
+			})
 			used = sig
 			if err != nil {
 				return nil, err
@@ -397,6 +403,35 @@ func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt,
 		SignatureAlgorithm: rsaPKCS1SHA256,
 		Certificate:        base64.StdEncoding.EncodeToString(cert.Raw),
 	}, used, nil
+}
+
+// engineBusyWait bounds how long a web operation waits for the reader
+// while the agent itself uses it briefly: the tray reads the PIN counter
+// after an insertion and after each operation (tens of milliseconds).
+// Web operations never overlap one another (opSlot answers agent_busy at
+// once); a long desktop flow (the tray's PIN change dialog) still gives
+// agent_busy after this wait.
+var engineBusyWait = 2 * time.Second
+
+// waitEngine runs op again while the engine answers ErrBusy and no PIN
+// prompt was shown yet: the engine takes the reader before anything else,
+// so nothing was asked or sent. Once the holder was prompted, the error
+// stands (one dialog, one VERIFY, no automatic retry).
+func waitEngine[T any](ctx context.Context, pp *pinPrompt, op func() (T, error)) (T, error) {
+	deadline := time.Now().Add(engineBusyWait)
+	for {
+		v, err := op()
+		if !errors.Is(err, card.ErrBusy) || pp.prompted || !time.Now().Before(deadline) {
+			return v, err
+		}
+		t := time.NewTimer(25 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
 }
 
 // checkSignature verifies what the card returned against its certificate

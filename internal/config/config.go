@@ -189,7 +189,7 @@ type flags struct {
 
 func bindFlags(set *flag.FlagSet) *flags {
 	f := &flags{virtualCard: optionalString{def: DefaultVirtualIdentity}}
-	set.Var(&f.listen, "listen", "`ADDR:PORT` to listen on, loopback only (repeatable; default 127.0.0.1:47180 and [::1]:47180)")
+	set.Var(&f.listen, "listen", "`ADDR:PORT` to listen on, loopback only (repeatable; default 127.0.0.1 and [::1] on the first port of 47180-47199 free on both)")
 	set.Var(&f.virtualCard, "virtual-card", "use the in-process virtual card instead of PC/SC (`=IDENTITY`, default "+DefaultVirtualIdentity+")")
 	set.StringVar(&f.pinentry, "pinentry", "", "pinentry `PROGRAM` that asks for the PIN (default: per-OS)")
 	set.Var(&f.allowOrigin, "allow-origin", "allow web `ORIGIN` (scheme://host[:port]) to use the agent (repeatable)")

@@ -2,16 +2,19 @@ package soak
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cpsagent/cpsagent/bench/harness"
+	"github.com/cpsagent/cpsagent/internal/card/memreader"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
 )
 
@@ -146,5 +149,86 @@ func TestRegressionSignNotBusyDuringIdentityRead(t *testing.T) {
 		code, _ := harness.ProblemCode(r)
 		t.Fatalf("POST /v1/sign during a GET /v1/card: %d %s, want 200 (the identity read is not a card operation "+
 			"in the sense of docs/api.md; the signature should wait for it)", r.Status, code)
+	}
+}
+
+// muteCard answers 6F 00 while the virtual card has no power, as the vpcd
+// driver does (internal/card/virtual, serveStream): the reader still sees
+// the card (its ATR), the card no longer answers. It also counts resets.
+type muteCard struct {
+	*virtual.Card
+	resets atomic.Int64
+}
+
+func (m *muteCard) Transmit(cmd []byte) ([]byte, error) {
+	resp, err := m.Card.Transmit(cmd)
+	if errors.Is(err, virtual.ErrPoweredOff) {
+		return []byte{0x6F, 0x00}, nil
+	}
+	return resp, err
+}
+
+func (m *muteCard) Reset() { m.resets.Add(1); m.Card.Reset() }
+
+// TestRegressionRecoversFromMuteCard: the full soak (10,000 requests,
+// seed 563083) ended with an agent that answered card_error to every
+// request for good: the virtual card had lost its power in a fast
+// pull-and-reinsert that pcscd did not see as a removal (vpcd reconnected
+// within its 400 ms presence polling), so every APDU got 6F 00 — the real
+// world's equivalent is a contact bounce or a card that went mute. The
+// agent never resets the card unless a PIN was sent (card/session.go,
+// txn.end), so no request can ever recover it; only pulling the card out
+// does. Reproduced here deterministically: the card loses power while the
+// reader keeps it.
+//
+// Expected: after a failure with an unexpected card answer (ErrCardFailure:
+// 6F 00, no status word, a transmit error while the card is still present),
+// the engine ends the transaction with a card reset (Session.End(true):
+// SCARD_RESET_CARD, one "02" on vpcd), so the next request works.
+func TestRegressionRecoversFromMuteCard(t *testing.T) {
+	cfg, err := virtual.Identity("medecin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := virtual.NewCard(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := &muteCard{Card: vc}
+	p, err := harness.StartInProcess(harness.InProcOptions{Dir: t.TempDir(), Card: vc,
+		Wrap: func(*virtual.Card) memreader.Card { return mc }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q := "?reader=" + url.QueryEscape(harness.InProcReader)
+	sign := fmt.Sprintf(`{"dataToSign":"YWJj","reader":%q}`, harness.InProcReader)
+	for _, step := range []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/card" + q, ""},
+		{http.MethodPost, "/v1/sign", sign},
+	} {
+		vc.PowerOff() // the card goes mute; the reader does not notice
+		var codes []string
+		ok := false
+		for try := 0; try < 3 && !ok; try++ {
+			r := do(p, ctx, step.method, step.path, step.body)
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			ok = r.Status == http.StatusOK
+			if !ok {
+				code, err := harness.ProblemCode(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				codes = append(codes, code)
+			}
+		}
+		if !ok {
+			t.Fatalf("%s %s: no recovery after 3 requests (%v, %d card resets): the agent must reset a card that answers "+
+				"6F 00 instead of failing every request until the card is pulled", step.method, step.path, codes, mc.resets.Load())
+		}
 	}
 }
