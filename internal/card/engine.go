@@ -80,7 +80,7 @@ type slot struct {
 }
 
 type operation struct {
-	internal bool // automatic identity read after insertion
+	internal bool // a short read without a PIN (automatic after insertion, or Card): others wait for it
 	done     chan struct{}
 }
 

@@ -44,7 +44,11 @@ func (e *Engine) Card(ctx context.Context, reader string) (*CardData, error) {
 		return nil, err
 	}
 	name := tg.reader
-	release, err := e.acquire(ctx, name, false)
+	// An identity read is short and asks no PIN: it takes the reader as a
+	// waitable operation, so a signature requested meanwhile waits for it
+	// instead of failing with ErrBusy (regression: test/soak
+	// TestRegressionSignNotBusyDuringIdentityRead).
+	release, err := e.acquire(ctx, name, true)
 	if errors.Is(err, ErrBusy) {
 		if d := e.cachedFor(name); d != nil && (tg.serial == "" || d.Serial == tg.serial) {
 			return d, nil

@@ -32,6 +32,12 @@ type meter struct {
 	s       Session
 	elapsed time.Duration
 	secret  bool
+	// mute notes a card that answered 6F 00 (no precise diagnosis) or whose
+	// transmit failed while it stayed in the reader: the transaction ends
+	// with a reset, or a card that went mute (contact bounce, lost power)
+	// would fail every request until it is pulled out (regression:
+	// test/soak TestRegressionRecoversFromMuteCard).
+	mute bool
 }
 
 func (m *meter) Transmit(cmd []byte) ([]byte, error) {
@@ -41,6 +47,12 @@ func (m *meter) Transmit(cmd []byte) ([]byte, error) {
 	start := time.Now()
 	resp, err := m.s.Transmit(cmd)
 	m.elapsed += time.Since(start)
+	switch {
+	case err != nil && !errors.Is(err, ErrCardRemoved) && !errors.Is(err, ErrPCSCUnavailable) && !errors.Is(err, ErrNoCard):
+		m.mute = true
+	case err == nil && len(resp) == 2 && resp[0] == 0x6F && resp[1] == 0x00:
+		m.mute = true
+	}
 	return resp, err
 }
 
@@ -78,7 +90,7 @@ func (tx *txn) end() {
 		return
 	}
 	tx.ended = true
-	reset := tx.meter.secret
+	reset := tx.meter.secret || tx.meter.mute
 	start := time.Now()
 	err := tx.sess.End(reset)
 	if reset {
