@@ -4,7 +4,7 @@
 # gofmt, go vet, go test -race (card engine through pcscd, API end to end, tray under Xvfb,
 # packaging), the JavaScript client tests, the headless Chromium end-to-end test, and
 # every Go fuzz target for a bounded time.
-#   FUZZTIME=10s scripts/test.sh      # per fuzz target (default 10s; 0 skips fuzzing)
+#   FUZZTIME=6s scripts/test.sh       # per fuzz target (default 6s; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -49,7 +49,7 @@ if [ -x packaging/test.sh ]; then
   packaging/test.sh
 fi
 
-fuzztime=${FUZZTIME:-10s}
+fuzztime=${FUZZTIME:-6s}
 if [ "$fuzztime" != 0 ]; then
   step "fuzz ($fuzztime per target)"
   n=0

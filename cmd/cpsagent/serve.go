@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cpsagent/cpsagent/internal/api"
+	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/config"
 	"github.com/cpsagent/cpsagent/internal/consent"
 	"github.com/cpsagent/cpsagent/internal/install"
@@ -136,7 +137,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	// Site consent (machine policy, allow-list, the user's answers, the
 	// consent dialog), the activity ledger, the PIN flows and the tray.
-	d, err := newDesktop(cfg, eng, prompter, log.Logger, quit)
+	d, err := newDesktop(cfg, desktopCards{eng}, prompter, log.Logger, quit)
 	if err != nil {
 		return err
 	}
@@ -191,6 +192,41 @@ type siteConsent struct{ *consent.Manager }
 func (c siteConsent) Allowed(origin string) bool {
 	s := c.Lookup(origin)
 	return s != consent.SourceNone && s != consent.SourceDenied
+}
+
+// errIdentityPending: the engine has not read the identity of the card
+// just inserted yet.
+var errIdentityPending = errors.New("the card's identity is being read")
+
+// desktopCards is the engine as the tray reads it. A card just inserted is
+// left to the engine's own identity read, which announces
+// identity-available to the pages and gives up when someone else holds
+// the reader: the tray reads the card (holder, PIN counters) only once the
+// engine knows its serial number, and retries at its next refresh (the
+// identity-available event triggers one).
+type desktopCards struct{ *card.Engine }
+
+func (d desktopCards) identityKnown(reader string) bool {
+	for _, r := range d.Status().Readers {
+		if r.Name == reader {
+			return r.Card != nil && r.Card.Serial != ""
+		}
+	}
+	return false
+}
+
+func (d desktopCards) Card(ctx context.Context, reader string) (*card.CardData, error) {
+	if !d.identityKnown(reader) {
+		return nil, errIdentityPending
+	}
+	return d.Engine.Card(ctx, reader)
+}
+
+func (d desktopCards) PINStatus(ctx context.Context, reader string) (card.PINStatus, error) {
+	if !d.identityKnown(reader) {
+		return card.PINStatus{}, errIdentityPending
+	}
+	return d.Engine.PINStatus(ctx, reader)
 }
 
 // publishInstance writes instance.json: where this agent listens, for a

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/card/memreader"
+	"github.com/cpsagent/cpsagent/internal/card/virtual"
 	"github.com/cpsagent/cpsagent/internal/install"
 	"github.com/cpsagent/cpsagent/internal/localca"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
@@ -205,5 +208,67 @@ func TestServeNeverTrustsWithoutInstall(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(home, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s touched: %v", p, err)
 		}
+	}
+}
+
+// TestDesktopCardsLeavesTheInsertionToTheEngine: the tray's reads of a
+// card whose identity the engine has not read yet touch nothing (so the
+// engine's own read, which announces identity-available to the pages, is
+// never pushed aside); once it is known, they go through.
+func TestDesktopCardsLeavesTheInsertionToTheEngine(t *testing.T) {
+	vcfg, err := virtual.Identity("medecin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := virtual.NewCard(vcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := memreader.New("R")
+	eng := card.New(mr, card.Options{})
+	d := desktopCards{eng}
+	events, unsub := eng.Subscribe()
+	defer unsub()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if _, err := d.Card(ctx, "R"); !errors.Is(err, errIdentityPending) {
+		t.Fatalf("Card before any card: %v", err)
+	}
+	if _, err := d.PINStatus(ctx, "R"); !errors.Is(err, errIdentityPending) {
+		t.Fatalf("PINStatus before any card: %v", err)
+	}
+	if err := mr.Insert("R", vc); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case ev := <-events:
+			switch ev.Type {
+			case card.EventCardInserted:
+				// Inserted, identity not announced yet: nothing is read.
+				before := vc.Stats().APDUs
+				if _, err := d.PINStatus(ctx, "R"); err != nil && !errors.Is(err, errIdentityPending) {
+					t.Fatalf("PINStatus during the engine's read: %v", err)
+				} else if errors.Is(err, errIdentityPending) && vc.Stats().APDUs != before {
+					t.Fatal("a pending read sent APDUs")
+				}
+			case card.EventIdentityReady:
+				ready = true
+			}
+		case <-timeout:
+			t.Fatal("no identity-available")
+		}
+	}
+	cd, err := d.Card(ctx, "R")
+	if err != nil || cd.Serial == "" {
+		t.Fatalf("Card after identity-available: %+v %v", cd, err)
+	}
+	st, err := d.PINStatus(ctx, "R")
+	if err != nil || st.TriesLeft != 3 {
+		t.Fatalf("PINStatus: %+v %v", st, err)
 	}
 }

@@ -352,9 +352,13 @@ func (e *Engine) slotLocked(name string) *slot {
 	return s
 }
 
-// acquire reserves the reader for one operation. A user operation fails
-// at once with ErrBusy if another user operation runs there; it waits for
-// an automatic identity read (a few hundred milliseconds) instead.
+// acquire reserves the reader for one operation. Anyone fails at once with
+// ErrBusy while a PIN operation runs there (it may wait minutes for the
+// holder); everyone waits for a short read without a PIN (internal: the
+// automatic identity read, Card) to end. In particular two internal reads
+// wait for each other: a component reading the identity as soon as a card
+// is inserted (the tray) must neither get ErrBusy nor make the automatic
+// read give up, which would lose the identity-available event.
 func (e *Engine) acquire(ctx context.Context, name string, internal bool) (func(), error) {
 	for {
 		e.mu.Lock()
@@ -372,7 +376,7 @@ func (e *Engine) acquire(ctx context.Context, name string, internal bool) (func(
 				close(op.done)
 			}, nil
 		}
-		if internal || !s.op.internal {
+		if !s.op.internal {
 			e.mu.Unlock()
 			return nil, fmt.Errorf("%w on reader %q", ErrBusy, name)
 		}

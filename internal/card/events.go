@@ -159,7 +159,7 @@ func (e *Engine) forgetLocked(s *slot) {
 func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
 	release, err := e.acquire(ctx, reader, true)
 	if err != nil {
-		return // a user operation got there first; it will read what it needs
+		return // a PIN operation holds the reader; it reads what it needs
 	}
 	defer release()
 	e.mu.Lock()

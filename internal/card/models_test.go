@@ -593,3 +593,24 @@ func FuzzReaderArgument(f *testing.F) {
 		}
 	})
 }
+
+// TestIdentityAnnouncedWhileSomeoneReadsIt: a component that reads the
+// identity as soon as a card is inserted (the tray does) must not stop the
+// identity-available event: the automatic read waits for it instead of
+// giving up.
+func TestIdentityAnnouncedWhileSomeoneReadsIt(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		tr := memreader.New("R")
+		eng := card.New(tr, card.Options{})
+		evs := runEngine(t, eng)
+		c := newModelCard(t, []string{virtual.ModelCPS3, virtual.ModelCPS4}[i%2], "medecin", virtual.Behaviour{})
+		_ = tr.Insert("R", c)
+		expect(t, evs, card.EventCardInserted, "R")
+		if _, err := eng.Card(context.Background(), "R"); err != nil {
+			t.Fatal(err)
+		}
+		if ev := expect(t, evs, card.EventIdentityReady, "R"); ev.Serial != agentSerial(c) {
+			t.Fatalf("identity-available %+v", ev)
+		}
+	}
+}

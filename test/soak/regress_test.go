@@ -232,3 +232,69 @@ func TestRegressionRecoversFromMuteCard(t *testing.T) {
 		}
 	}
 }
+
+// TestRegressionIdentityReadWaitsForReadAfterInsertion: the fix of
+// TestRegressionSignNotBusyDuringIdentityRead (commit 8ba4632) made
+// card.Engine.Card take the reader as an "internal" operation, and two
+// internal operations exclude each other: a GET /v1/card sent right after
+// the card-inserted event, while the agent's own read after insertion runs,
+// now fails at once with agent_busy (there is no identity in the cache
+// yet) instead of waiting for that read, as it did before. Found by the
+// benchmark's cold sequences (bench/run.sh --quick: "agent cold-identity
+// failed: /v1/card: 409 agent_busy").
+//
+// Expected: an identity read waits for the read after insertion (and for
+// another identity read) and answers the identity; a PIN operation waits
+// for both; only a PIN operation in progress makes the identity read fall
+// back to the cache (or agent_busy without one). E.g. acquire with two
+// flags: waitable (internal, Card) and mayWait (user operations and Card).
+func TestRegressionIdentityReadWaitsForReadAfterInsertion(t *testing.T) {
+	g := newGatedCard(t)
+	p := startInProc(t, g)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q := "?reader=" + url.QueryEscape(harness.InProcReader)
+
+	// The card leaves and comes back; the agent's read after insertion is
+	// slow (held at its first APDU).
+	p.Reader.Remove(harness.InProcReader)
+	waitReader(t, p, false)
+	g.close()
+	if err := p.Reader.Insert(harness.InProcReader, g.card); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-ctx.Done():
+		t.Fatal("the read after insertion never reached the card")
+	}
+	// A portal reacts to card-inserted with GET /v1/card; the read after
+	// insertion ends 300 ms later.
+	time.AfterFunc(300*time.Millisecond, g.open)
+	r := do(p, ctx, http.MethodGet, "/v1/card"+q, "")
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r.Status != http.StatusOK {
+		code, _ := harness.ProblemCode(r)
+		t.Fatalf("GET /v1/card during the read after insertion: %d %s, want 200 (wait for that read)", r.Status, code)
+	}
+}
+
+// waitReader waits until the engine reports the in-process reader with or
+// without a card.
+func waitReader(t *testing.T, p *harness.InProc, present bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, r := range p.Engine.Status().Readers {
+			if r.Name == harness.InProcReader && r.CardPresent == present {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader never reported card present=%v", present)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -640,10 +640,10 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, restart bool, pristin
 		}
 		x := rng.IntN(100)
 		switch {
-		case x < 10 && !kinds["restart"] || x >= 10 && x < 45 && !kinds["pull"] || x >= 45 && x < 70 && !kinds["unplug"] ||
-			x >= 70 && !kinds["slow"]:
+		case x < 10 && !(kinds["restart"] && restart && time.Since(lastRestart) > 20*time.Second),
+			x >= 10 && x < 45 && !kinds["pull"], x >= 45 && x < 70 && !kinds["unplug"], x >= 70 && !kinds["slow"]:
 			continue
-		case restart && x < 10 && time.Since(lastRestart) > 20*time.Second:
+		case x < 10:
 			lastRestart = time.Now()
 			if err := restartPCSCD(); err != nil {
 				s.violate("pcscd restart: %v", err)
