@@ -30,8 +30,10 @@ fi
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 "$bin" "${args[@]}" & pids+=($!)
+# The agent takes the first free port of 47180-47199 (another session may hold 47180).
+urls=(); for p in $(seq 47180 47199); do urls+=("https://127.0.0.1:$p/v1/status"); done
 for _ in $(seq 1 100); do
-  curl -sk --max-time 1 -o /dev/null -H "Origin: $portal" https://127.0.0.1:47180/v1/status && break
+  curl -sk --max-time 1 -o /dev/null -w '%{http_code}\n' -H "Origin: $portal" "${urls[@]}" 2>/dev/null | grep -q '^200$' && break
   sleep 0.1
 done
 "$bin" demo-portal & pids+=($!)

@@ -144,6 +144,9 @@ func newDesktop(cfg *config.Config, eng desktopEngine, prompter *pinentry.Client
 		Version:   Version(),
 		Logger:    log,
 	})
+	// The menu follows changes as they happen; nothing polls.
+	cm.OnChange(d.ctrl.Refresh)
+	led.OnRecord(d.ctrl.Refresh)
 	return d, nil
 }
 

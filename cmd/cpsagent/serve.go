@@ -77,7 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	// Serve this OS user only: on a shared host every session shares the
 	// loopback interface (docs/admin.md §5).
-	lns, err = peercred.Wrap(lns,
+	served, err := peercred.Wrap(lns,
 		peercred.OnRefuse(func(r peercred.Refusal) {
 			reason := "another OS user"
 			if r.Err != nil {
@@ -91,6 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("peer check: %w", err)
 	}
+	lns = served
 	if err := publishInstance(cfg.StateDir, lns); err != nil {
 		log.Warn("instance.json not written (cpsagent doctor will not find this agent)", logging.Err(err))
 	}
@@ -161,8 +162,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	sites := d.Consent.Sites()
-	if len(sites.Policy)+len(sites.Config)+len(sites.User) == 0 {
-		log.Warn("no allowed origin yet: each new site asks for consent (add sites with --allow-origin or the machine policy)")
+	switch {
+	case !sites.UserAdditions && len(sites.Policy) == 0:
+		log.Warn("the machine policy allows no origin: every web request will be refused", logging.Name("policy", sites.PolicyPath))
+	case len(sites.Policy)+len(sites.Config)+len(sites.User) == 0:
+		log.Warn("no allowed origin yet: each site will ask for consent (or use --allow-origin, the machine policy)")
 	}
 	for _, o := range sites.Policy {
 		log.Info("allowed origin", logging.Origin(o), logging.Name("source", string(consent.SourcePolicy)))

@@ -78,6 +78,7 @@ func TestConsentDialogThroughTheGate(t *testing.T) {
 		{http.MethodOptions, "/v1/sign", "", []string{"Access-Control-Request-Method", "GET"}},
 		{http.MethodOptions, "/v1/apdu", "", []string{"Access-Control-Request-Method", "POST"}},
 		{http.MethodGet, "/v1/events", "", nil}, // not a WebSocket upgrade
+		{http.MethodGet, "/v1/events", "", []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "8"}},
 		{http.MethodPost, "/v1/sign", validSign, []string{"Content-Type", "text/plain"}},
 		{http.MethodPost, "/v1/sign", validSign, []string{"X-HTTP-Method-Override", "GET"}},
 		{http.MethodGet, "/v1/status?callback=f", "", nil},

@@ -187,8 +187,8 @@ func (s *Server) originAllowed(r *http.Request, origin string, rt *route, prefli
 
 // mayAsk reports whether a request could succeed once its origin is
 // allowed: a known route, and a preflight for one of its methods or a
-// request that passes steps 3 and 4 (and is a WebSocket upgrade on the
-// event route). Only such a request may open a consent dialog. A preflight
+// request that passes steps 3 and 4 (and is a well-formed WebSocket
+// upgrade on the event route). Only such a request may open a consent dialog. A preflight
 // may: the browser sends the real request only after it, so a dialog there
 // is the one the real request would open.
 func mayAsk(r *http.Request, rt *route, preflight bool) bool {
@@ -199,7 +199,7 @@ func mayAsk(r *http.Request, rt *route, preflight bool) bool {
 		return rt.allows(r.Header.Get("Access-Control-Request-Method"))
 	case requestProblem(r, rt) != nil:
 		return false
-	case rt.upgrade && !isUpgrade(r):
+	case rt.upgrade && (!isUpgrade(r) || checkHandshake(r) != ""):
 		return false
 	}
 	return true

@@ -556,6 +556,51 @@ var engineCases = []engineCase{
 			t.Fatal(err)
 		}
 	}, nil},
+	{"operation-ended tells the PIN counter without asking the card", false, func(t *testing.T, r *rig) {
+		c := r.newCard("medecin", virtual.Behaviour{})
+		r.insert(c)
+		ctx := context.Background()
+		ended := func() *card.PINCounter {
+			t.Helper()
+			return r.waitEvent(card.EventOperationEnded, r.reader).PIN
+		}
+		steps := []struct {
+			name string
+			pin  string // "": the prompt is cancelled
+			want card.PINCounter
+		}{
+			{"wrong PIN", "0000", card.PINCounter{TriesLeft: 2, MaxTries: 3}},
+			{"cancelled prompt", "", card.PINCounter{TriesLeft: 2, MaxTries: 3}},
+			{"right PIN", virtual.DefaultPIN, card.PINCounter{TriesLeft: 3, MaxTries: 3}},
+			{"wrong", "1111", card.PINCounter{TriesLeft: 2, MaxTries: 3}},
+			{"wrong", "2222", card.PINCounter{TriesLeft: 1, MaxTries: 3}},
+			{"third wrong", "3333", card.PINCounter{TriesLeft: 0, MaxTries: 3, Blocked: true}},
+		}
+		for _, st := range steps {
+			fn := pins(t, st.pin).fn
+			if st.pin == "" {
+				fn = func(context.Context, card.PINRequest) ([]byte, error) { return nil, errCancelled }
+			}
+			_, _ = r.eng.Sign(ctx, r.reader, []byte("x"), fn)
+			got := ended()
+			if got == nil || *got != st.want {
+				t.Fatalf("%s: event PIN %+v, want %+v", st.name, got, st.want)
+			}
+			// What the event says is what the card says.
+			ps, err := r.eng.PINStatus(ctx, r.reader)
+			if err != nil || ps.TriesLeft != st.want.TriesLeft || ps.Blocked != st.want.Blocked {
+				t.Fatalf("%s: card PIN status %+v, %v; event said %+v", st.name, ps, err, st.want)
+			}
+		}
+		// Blocked: refused before the prompt; the counter read in Tx1 is known.
+		_, err := r.eng.Sign(ctx, r.reader, []byte("x"), pins(t).fn)
+		if !errors.Is(err, card.ErrPINBlocked) {
+			t.Fatalf("blocked: %v", err)
+		}
+		if got := ended(); got == nil || !got.Blocked || got.TriesLeft != 0 {
+			t.Fatalf("blocked: event PIN %+v", got)
+		}
+	}, nil},
 }
 
 // quirkyCard flips the unconfirmed PIN facts (card-cpx.md §3, §8): BCD

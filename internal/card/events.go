@@ -2,9 +2,12 @@ package card
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/cpsagent/cpsagent/internal/card/apdu"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
 )
 
@@ -155,11 +158,38 @@ func (e *Engine) forgetLocked(s *slot) {
 	s.serial, s.insertion, s.reported = "", 0, ""
 }
 
-// preRead reads the identity of a card just inserted and announces it.
+// preReadBackoff spaces the automatic identity read's retries after a
+// transport failure: a card just inserted may not answer its first APDUs
+// (contacts settling; over vpcd, the card's connection racing pcscd's
+// power-up, or pcscd just restarted), and without a retry the card would stay without identity
+// (no identity-available) until someone reads it.
+var preReadBackoff = []time.Duration{200 * time.Millisecond, 600 * time.Millisecond, 1500 * time.Millisecond, 3 * time.Second}
+
+// preRead reads the identity of a card just inserted and announces it,
+// retrying after transport failures while the same card stays inserted.
 func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
+	for attempt := 0; ; attempt++ {
+		err := e.preReadOnce(ctx, reader, gen)
+		if err == nil || attempt == len(preReadBackoff) ||
+			!errors.Is(err, apdu.ErrTransport) && !errors.Is(err, ErrCardReset) {
+			return
+		}
+		t := time.NewTimer(preReadBackoff[attempt])
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// preReadOnce is one automatic identity read; it returns the read's error
+// (nil also when there is nothing to do).
+func (e *Engine) preReadOnce(ctx context.Context, reader string, gen uint64) error {
 	release, err := e.acquire(ctx, reader, true)
 	if err != nil {
-		return // a PIN operation holds the reader; it reads what it needs
+		return nil // a PIN operation holds the reader; it reads what it needs
 	}
 	defer release()
 	e.mu.Lock()
@@ -167,21 +197,22 @@ func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
 	stale := s == nil || s.gen != gen
 	e.mu.Unlock()
 	if stale {
-		return
+		return nil
 	}
 	d, n, err := e.readIdentity(ctx, reader, "")
 	if err != nil {
 		e.log.Info("identity read after insertion failed", zap.String("reader", reader), zap.Error(err))
-		return
+		return err
 	}
 	e.mu.Lock()
 	s = e.slots[reader]
 	stale = s == nil || s.gen != gen
 	e.mu.Unlock()
 	if stale {
-		return
+		return nil
 	}
 	e.log.Debug("identity read after insertion", zap.String("reader", reader), zap.String("serial", d.Serial),
 		zap.Int("apdus", n), zap.Bool("fromCache", d.FromCache))
 	e.emit(Event{Type: EventIdentityReady, Reader: reader, Serial: d.Serial, Generation: d.Generation})
+	return nil
 }

@@ -614,3 +614,37 @@ func TestIdentityAnnouncedWhileSomeoneReadsIt(t *testing.T) {
 		}
 	}
 }
+
+// flakyCard fails its first transmits, as a card just inserted may.
+type flakyCard struct {
+	*virtual.Card
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyCard) Transmit(cmd []byte) ([]byte, error) {
+	f.mu.Lock()
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("transaction failed")
+	}
+	return f.Card.Transmit(cmd)
+}
+
+// TestIdentityReadRetriedAfterTransportFailure: the automatic identity read
+// after insertion tries again when the card's first APDUs fail (one failed
+// attempt, then two), so the identity is still announced.
+func TestIdentityReadRetriedAfterTransportFailure(t *testing.T) {
+	for _, fails := range []int{1, 2} {
+		tr := memreader.New("R")
+		eng := card.New(tr, card.Options{})
+		evs := runEngine(t, eng)
+		c := &flakyCard{Card: newModelCard(t, virtual.ModelCPS4, "medecin", virtual.Behaviour{}), fails: fails}
+		_ = tr.Insert("R", c)
+		if ev := expect(t, evs, card.EventIdentityReady, "R"); ev.Serial != agentSerial(c.Card) {
+			t.Fatalf("identity-available %+v", ev)
+		}
+	}
+}

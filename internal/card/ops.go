@@ -178,7 +178,9 @@ func (e *Engine) PINStatus(ctx context.Context, reader string) (PINStatus, error
 		return PINStatus{}, err
 	}
 	name := tg.reader
-	release, err := e.acquire(ctx, name, false)
+	// A short read, like the identity's: a request arriving meanwhile waits
+	// for it rather than being told the card is busy.
+	release, err := e.acquire(ctx, name, true)
 	if err != nil {
 		return PINStatus{}, err
 	}
@@ -275,6 +277,33 @@ type opResult struct {
 	serial string
 	entry  *certEntry
 	stats  opStats
+	// pinBefore is the PIN counter read in Tx1 (nil: not read, or the
+	// operation starts with the PUK); verified is set once the operation's
+	// VERIFYs were sent.
+	pinBefore *cps.CHVState
+	verified  bool
+}
+
+// pinAfter is the PIN counter as the operation left it, when known without
+// another APDU (see Event.PIN).
+func (r *opResult) pinAfter(err error) *PINCounter {
+	if r.pinBefore == nil {
+		return nil
+	}
+	before := r.pinBefore
+	var wrong *WrongPINError
+	switch {
+	case !r.verified:
+		// No VERIFY with data was sent: the counter is what Tx1 read.
+		return &PINCounter{TriesLeft: before.TriesLeft, MaxTries: before.MaxTries, Blocked: before.Blocked}
+	case err == nil:
+		return &PINCounter{TriesLeft: before.MaxTries, MaxTries: before.MaxTries}
+	case errors.As(err, &wrong) && wrong.Kind == KindPIN && wrong.TriesLeft >= 0:
+		return &PINCounter{TriesLeft: wrong.TriesLeft, MaxTries: before.MaxTries, Blocked: wrong.TriesLeft == 0}
+	case errors.Is(err, ErrPINBlocked):
+		return &PINCounter{TriesLeft: 0, MaxTries: before.MaxTries, Blocked: true}
+	}
+	return nil
 }
 
 // pinOperation runs a PIN-protected operation in two transactions so that
@@ -312,7 +341,8 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 			outcome = err.Error()
 			e.cardGone(name, err)
 		}
-		e.emit(Event{Type: EventOperationEnded, Reader: name, Serial: res.serial, Operation: op, Outcome: outcome})
+		e.emit(Event{Type: EventOperationEnded, Reader: name, Serial: res.serial, Operation: op, Outcome: outcome,
+			PIN: res.pinAfter(err)})
 		fields := []zap.Field{zap.String("op", op), zap.String("reader", name), zap.String("serial", res.serial),
 			zap.Int("apdus", res.stats.apdus), zap.Duration("cardTime", res.stats.cardTime), zap.Duration("took", time.Since(start))}
 		if err != nil {
@@ -342,6 +372,9 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 		return res, err
 	}
 
+	if kinds[0] == KindPIN {
+		res.pinBefore = &state
+	}
 	if state.Blocked {
 		if kinds[0] == KindPUK {
 			return res, ErrPUKBlocked
@@ -407,6 +440,7 @@ func (e *Engine) pinOperation(ctx context.Context, reader, op string, pinFn PINF
 			ks.SetAuthKeyBits(pub.N.BitLen())
 		}
 	}
+	res.verified = true // run VERIFYs first; a failure before any VERIFY leaves the counter unknown, not wrong
 	if err := run(tx2, secrets); err != nil {
 		return res, translate(err)
 	}

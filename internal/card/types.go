@@ -127,6 +127,20 @@ type Event struct {
 	Operation string `json:"operation,omitempty"`
 	// Outcome is "ok" or the error message, for EventOperationEnded only.
 	Outcome string `json:"outcome,omitempty"`
+	// PIN is the PIN counter as a PIN operation left it (EventOperationEnded),
+	// when the operation knows it without asking the card again: the
+	// counter it read before the prompt when no VERIFY followed, full after
+	// a successful VERIFY, the tries the card reported after a wrong PIN.
+	// Nil when unknown (e.g. the card left mid-operation). For the tray; not
+	// sent to portals.
+	PIN *PINCounter `json:"-"`
+}
+
+// PINCounter is the state of the PIN's retry counter.
+type PINCounter struct {
+	TriesLeft int
+	MaxTries  int
+	Blocked   bool
 }
 
 // Snapshot is the engine's cached view for /v1/status. Taking it never

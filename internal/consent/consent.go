@@ -48,6 +48,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -136,6 +137,7 @@ type Manager struct {
 	once     map[string]time.Time // origin → end of the window
 	cooldown map[string]time.Time // origin → end of the cooldown
 	flight   *flight
+	onChange atomic.Pointer[func()]
 
 	testOnlyDialogStarted func(origin string)              // called when a dialog starts
 	testOnlyWaiting       func(origin string, waiters int) // called when a request starts waiting for a dialog
@@ -193,8 +195,21 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// OnChange registers f, called (without blocking, from any goroutine) each
+// time Sites may answer differently: a site added or removed, an "allow
+// once" grant given or expired, a new policy. The tray refreshes its menu
+// on it instead of polling.
+func (m *Manager) OnChange(f func()) { m.onChange.Store(&f) }
+
+func (m *Manager) changed() {
+	if f := m.onChange.Load(); f != nil && *f != nil {
+		(*f)()
+	}
+}
+
 // SetPolicy replaces the machine policy (after the file changed).
 func (m *Manager) SetPolicy(p Policy) {
+	defer m.changed()
 	m.mu.Lock()
 	m.policy = p
 	m.mu.Unlock()
@@ -334,8 +349,11 @@ func (m *Manager) finish(f *flight, d pinentry.Decision, err, dctxErr error) {
 	case err == nil && d == pinentry.AllowOnce:
 		m.once[f.origin] = now.Add(m.cfg.OnceWindow)
 		f.allowed = true
+		go m.changed()
+		time.AfterFunc(m.cfg.OnceWindow, m.changed) // the grant leaves the menu
 	case err == nil && d == pinentry.AllowAlways:
 		f.allowed = true
+		go m.changed()
 		if !slices.ContainsFunc(m.user, func(g Grant) bool { return g.Origin == f.origin }) {
 			user := append(slices.Clone(m.user), Grant{Origin: f.origin, Added: now.UTC()})
 			if serr := m.saveLocked(user); serr != nil {
@@ -425,6 +443,7 @@ func (m *Manager) Revoke(origin string) error {
 	if err != nil {
 		return err
 	}
+	defer m.changed()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.once, o)

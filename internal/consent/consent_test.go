@@ -544,3 +544,49 @@ func FuzzNormalizeOrigin(f *testing.F) {
 		}
 	})
 }
+
+// TestOnChange: the tray refreshes its site list on OnChange instead of
+// polling, so every change Sites can show must call it: always, once (and
+// the once grant's expiry), revoke, a new policy; a refusal must not.
+func TestOnChange(t *testing.T) {
+	p := newScripted()
+	m := newManager(t, Config{StateDir: t.TempDir(), Prompter: p, OnceWindow: 150 * time.Millisecond, RefusalCooldown: -1})
+	calls := make(chan struct{}, 16)
+	m.OnChange(func() { calls <- struct{}{} })
+	expectCall := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: OnChange not called", what)
+		}
+	}
+	noCall := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+			t.Fatalf("%s: OnChange called", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	decide := func(origin string, a answer) {
+		t.Helper()
+		res := decideAsync(m, t.Context(), origin)
+		<-p.opened
+		p.answer <- a
+		<-res
+	}
+	decide("https://refused.example.fr", answer{pinentry.Refuse, nil})
+	noCall("refusal")
+	decide(site, answer{pinentry.AllowAlways, nil})
+	expectCall("always")
+	if err := m.Revoke(site); err != nil {
+		t.Fatal(err)
+	}
+	expectCall("revoke")
+	decide("https://once.example.fr", answer{pinentry.AllowOnce, nil})
+	expectCall("once")
+	expectCall("once expired")
+	m.SetPolicy(Policy{AllowedOrigins: []string{"https://policy.example.fr"}})
+	expectCall("policy")
+}

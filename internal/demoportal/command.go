@@ -61,7 +61,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Listen, "listen", DefaultListen, "loopback `ADDR:PORT` to serve the portal on (port 0: any free port)")
 	fs.StringVar(&o.Origin, "origin", "", "portal `ORIGIN` as browsers see it (default https://ADDR:PORT of --listen)")
-	fs.Var(&agents, "agent", "agent base `URL` the page tries, in order (repeatable; default https://127.0.0.1:47180 then https://[::1]:47180)")
+	fs.Var(&agents, "agent", "agent base `URL` the page tries, in order (repeatable; default: the page finds the agent on ports 47180-47199 of 127.0.0.1 and [::1])")
 	fs.Var(&cas, "ca", "trust anchors `FILE` for cards: PEM, DER or .p7b, roots and intermediates, reloaded when changed (repeatable; default: the chain `cpsagent serve --virtual-card` writes, STATE-DIR/virtual/chain.pem)")
 	fs.StringVar(&o.TestCards, "test-cards", "allow", "IGC-Santé test cards: allow, require or refuse")
 	fs.StringVar(&stateDir, "state-dir", "", "the agent's state `DIR`: the portal keeps its TLS CA in DIR/demo-portal and finds the virtual card's chain in DIR/virtual (default: the agent's default)")

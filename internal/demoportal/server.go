@@ -30,13 +30,23 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cpsagent/cpsagent/internal/install"
 	"github.com/cpsagent/cpsagent/pkg/cpsid"
 	"github.com/cpsagent/cpsagent/pkg/cpsverify"
 	"github.com/cpsagent/cpsagent/web"
 )
 
-// DefaultAgentEndpoints are the agent addresses the page tries, in order.
-var DefaultAgentEndpoints = []string{"https://127.0.0.1:47180", "https://[::1]:47180"}
+// defaultAgentEndpoints are the addresses the page's Content-Security-Policy
+// lets it reach when no endpoint is configured: every port of the agent's
+// range (47180–47199) on 127.0.0.1 and [::1], which the JavaScript client
+// probes itself (a second session on a shared host has its agent on 47181).
+func defaultAgentEndpoints() []string {
+	var es []string
+	for p := install.PortFirst; p <= install.PortLast; p++ {
+		es = append(es, fmt.Sprintf("https://127.0.0.1:%d", p), fmt.Sprintf("https://[::1]:%d", p))
+	}
+	return es
+}
 
 // Config configures a Server.
 type Config struct {
@@ -45,8 +55,9 @@ type Config struct {
 	// never against a request header.
 	Origin string
 	// AgentEndpoints are the agent base URLs the page tries (and the only
-	// ones its Content-Security-Policy lets it reach). Default
-	// DefaultAgentEndpoints.
+	// ones its Content-Security-Policy lets it reach). Default: none given
+	// to the page, which then finds the agent in its port range like any
+	// portal using the client library.
 	AgentEndpoints []string
 	// Verifier checks tokens and signatures. Its AllowedOrigins is set to
 	// {Origin} when empty, its Nonces to a MemoryNonceStore when nil.
@@ -94,11 +105,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Verifier.Nonces == nil {
 		cfg.Verifier.Nonces = &cpsverify.MemoryNonceStore{Now: cfg.Verifier.Now}
 	}
-	if len(cfg.AgentEndpoints) == 0 {
-		cfg.AgentEndpoints = DefaultAgentEndpoints
+	reachable := cfg.AgentEndpoints
+	if len(reachable) == 0 {
+		reachable = defaultAgentEndpoints()
 	}
 	connect := []string{"'self'"}
-	for _, e := range cfg.AgentEndpoints {
+	for _, e := range reachable {
 		eu, err := url.Parse(e)
 		if err != nil || (eu.Scheme != "https" && eu.Scheme != "http") || eu.Host == "" || (eu.Path != "" && eu.Path != "/") {
 			return nil, fmt.Errorf("demoportal: bad agent endpoint %q", e)

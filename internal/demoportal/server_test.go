@@ -534,7 +534,7 @@ func TestStaticAndHeaders(t *testing.T) {
 		{"/app.js", "text/javascript; charset=utf-8", "from '/cpsagent.js'"},
 		{"/style.css", "text/css; charset=utf-8", ":root"},
 		{"/cpsagent.js", "text/javascript; charset=utf-8", "export class CpsAgent"},
-		{"/api/config", "application/json; charset=utf-8", `"agentEndpoints":["https://127.0.0.1:47180","https://[::1]:47180"]`},
+		{"/api/config", "application/json; charset=utf-8", `"agentEndpoints":null`},
 	}
 	for _, tc := range tests {
 		r := b.do("GET", tc.path, nil, nil)
@@ -542,7 +542,7 @@ func TestStaticAndHeaders(t *testing.T) {
 			t.Errorf("%s: %d %q", tc.path, r.status, r.header.Get("Content-Type"))
 		}
 		csp := r.header.Get("Content-Security-Policy")
-		for _, want := range []string{"connect-src 'self' https://127.0.0.1:47180 wss://127.0.0.1:47180 https://[::1]:47180 wss://[::1]:47180", "frame-ancestors 'none'", "script-src 'self'"} {
+		for _, want := range []string{"connect-src 'self' https://127.0.0.1:47180 wss://127.0.0.1:47180 https://[::1]:47180 wss://[::1]:47180 https://127.0.0.1:47181 ", "wss://[::1]:47199;", "frame-ancestors 'none'", "script-src 'self'"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("%s: CSP %q lacks %q", tc.path, csp, want)
 			}

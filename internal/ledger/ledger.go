@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -178,7 +179,13 @@ type Ledger struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+
+	onRecord atomic.Pointer[func()]
 }
+
+// OnRecord registers f, called after each entry is written (the tray
+// refreshes its recent-activity list on it instead of polling the file).
+func (l *Ledger) OnRecord(f func()) { l.onRecord.Store(&f) }
 
 // Open opens (creating it if needed) the ledger in dir.
 func Open(dir string, opts Options) (*Ledger, error) {
@@ -232,7 +239,7 @@ func (l *Ledger) openCurrent() error {
 
 // Record validates e and appends it as one line. A zero Time is set to now;
 // times are stored in UTC.
-func (l *Ledger) Record(e Entry) error {
+func (l *Ledger) Record(e Entry) (err error) {
 	if err := e.Validate(); err != nil {
 		return err
 	}
@@ -246,6 +253,11 @@ func (l *Ledger) Record(e Entry) error {
 	}
 	line = append(line, '\n')
 
+	defer func() {
+		if f := l.onRecord.Load(); f != nil && *f != nil && err == nil {
+			(*f)()
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -332,4 +333,25 @@ func FuzzRead(f *testing.F) {
 		}
 		_ = WriteCSV(&bytes.Buffer{}, es)
 	})
+}
+
+// TestOnRecord: the tray refreshes its activity list on OnRecord instead of
+// polling the file; a rejected entry does not call it.
+func TestOnRecord(t *testing.T) {
+	l, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var n atomic.Int32
+	l.OnRecord(func() { n.Add(1) })
+	if err := l.Record(entry(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(Entry{}); err == nil {
+		t.Fatal("empty entry accepted")
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("OnRecord called %d times, want 1", got)
+	}
 }

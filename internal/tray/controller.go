@@ -69,7 +69,10 @@ type Config struct {
 	Quit    func()
 	Lang    i18n.Lang
 	Version string
-	// Refresh is how often sites and activity are re-read (0: 5 s).
+	// Refresh, when positive, also re-reads everything periodically. The
+	// default (0) is event-driven only: card events, and Refresh calls
+	// (the agent wires the site list's and the ledger's change hooks to
+	// it), so an idle agent never wakes up.
 	Refresh time.Duration
 	Logger  *zap.Logger
 	// Now stamps export file names (tests).
@@ -94,9 +97,6 @@ type Controller struct {
 func NewController(cfg Config) *Controller {
 	if cfg.Open == nil {
 		cfg.Open = OpenPath
-	}
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = 5 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -154,15 +154,19 @@ func (c *Controller) Refresh() {
 	}
 }
 
-// Run keeps the state up to date until ctx ends: on every card change, and
-// every Config.Refresh for sites and activity. It then waits for the running
-// actions to end.
+// Run keeps the state up to date until ctx ends: on every card change and
+// every Refresh call (and every Config.Refresh when set). It then waits for
+// the running actions to end.
 func (c *Controller) Run(ctx context.Context) error {
 	if c.cfg.Card != nil {
 		go c.cfg.Card.Watch(ctx, c.Refresh)
 	}
-	t := time.NewTicker(c.cfg.Refresh)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if c.cfg.Refresh > 0 {
+		t := time.NewTicker(c.cfg.Refresh)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		c.refresh(ctx)
 		select {
@@ -170,9 +174,18 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.actions.Wait()
 			return nil
 		case <-c.poke:
-		case <-t.C:
+		case <-tick:
 		}
 	}
+}
+
+// idle is Run without a tray: nobody sees the menu, so nothing is read
+// (no card access, no file, no timer); it waits for ctx and the running
+// actions.
+func (c *Controller) idle(ctx context.Context) error {
+	<-ctx.Done()
+	c.actions.Wait()
+	return nil
 }
 
 func (c *Controller) refresh(ctx context.Context) {

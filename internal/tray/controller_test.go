@@ -22,6 +22,7 @@ import (
 type fakeCard struct {
 	mu      sync.Mutex
 	state   CardState
+	reads   int // CardState calls
 	changed chan struct{}
 }
 
@@ -30,7 +31,14 @@ func newFakeCard(s CardState) *fakeCard { return &fakeCard{state: s, changed: ma
 func (f *fakeCard) CardState(context.Context) CardState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.state
+}
+
+func (f *fakeCard) Reads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeCard) Watch(ctx context.Context, changed func()) {

@@ -18,8 +18,9 @@ type Engine interface {
 }
 
 // EngineSource adapts the card engine to a CardSource. It remembers, per
-// card serial, the holder's name and the PIN counters, re-reading them after
-// an insertion and after each operation; it never asks for a PIN.
+// card serial, the holder's name and the PIN counters: read once per card,
+// then kept up to date from the operations' own results (Event.PIN), so an
+// operation costs the card no APDU for the tray; it never asks for a PIN.
 func EngineSource(e Engine) CardSource {
 	return &engineSource{e: e, cards: map[string]*cardInfo{}, busy: map[string]string{}}
 }
@@ -35,8 +36,8 @@ type engineSource struct {
 type cardInfo struct {
 	holder, profession string
 	pin                *card.PINStatus
-	stale              bool // re-read the PIN status
-	tried              time.Time
+	stale              bool      // re-read the PIN status
+	failed             time.Time // last failed PIN status read
 }
 
 func (s *engineSource) Watch(ctx context.Context, changed func()) {
@@ -57,7 +58,15 @@ func (s *engineSource) Watch(ctx context.Context, changed func()) {
 			case card.EventOperationEnded:
 				delete(s.busy, ev.Reader)
 				if ci := s.cards[ev.Serial]; ci != nil {
-					ci.stale = true
+					// The operation tells how it left the PIN counter; ask
+					// the card only when it does not know.
+					if p := ev.PIN; p != nil && ci.pin != nil {
+						st := *ci.pin
+						st.TriesLeft, st.MaxTries, st.Blocked = p.TriesLeft, p.MaxTries, p.Blocked
+						ci.pin, ci.stale = &st, false
+					} else {
+						ci.stale = true
+					}
 				}
 			case card.EventCardRemoved, card.EventReaderRemoved:
 				delete(s.busy, ev.Reader)
@@ -120,10 +129,8 @@ func (s *engineSource) fill(ctx context.Context, rs *ReaderState, serial string)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	needPIN := ci.stale && time.Since(ci.tried) > 2*time.Second
-	if needPIN {
-		ci.tried = time.Now()
-	}
+	// After a failed read, wait a little: refreshes come in bursts of events.
+	needPIN := ci.stale && time.Since(ci.failed) > 2*time.Second
 	s.mu.Unlock()
 	if needPIN {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -132,6 +139,8 @@ func (s *engineSource) fill(ctx context.Context, rs *ReaderState, serial string)
 		s.mu.Lock()
 		if err == nil {
 			ci.pin, ci.stale = &st, false
+		} else {
+			ci.failed = time.Now()
 		}
 		s.mu.Unlock()
 	}

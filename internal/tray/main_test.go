@@ -26,9 +26,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// trayChild runs the tray (or the headless mode) with a fake card, walks the
-// icon through every state, then clicks Quit. It prints READY, APPLIED <icon>
-// (from the systray glue) and EXIT lines for the parent.
+// trayChild runs the tray (or the headless mode) with a fake card. With a
+// tray it walks the icon through every state, then clicks Quit; headless it
+// changes the card state (which nobody must read: no menu is shown) and
+// quits. It prints READY, APPLIED <icon> (from the systray glue), STATE,
+// CARDREADS and EXIT lines for the parent.
 func trayChild(mode string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -55,12 +57,14 @@ func trayChild(mode string) int {
 	opts := Options{Headless: mode == "headless", OnReady: func(tray bool) {
 		fmt.Printf("READY tray=%v\n", tray)
 		go func() {
-			var source <-chan Menu = applied
 			if !tray {
-				updates, stop := c.Updates()
-				defer stop()
-				source = updates
+				card.Set(ready())
+				time.Sleep(300 * time.Millisecond) // what a refresh loop would need to react
+				fmt.Printf("CARDREADS %d\n", card.Reads())
+				c.Handle(ctx, IDQuit)
+				return
 			}
+			var source <-chan Menu = applied
 			states := []CardState{
 				{ServiceUp: true, Readers: []ReaderState{{Name: "R"}}},
 				{ServiceUp: true},
@@ -121,13 +125,19 @@ func checkChild(t *testing.T, out string, tray bool) {
 	if !strings.Contains(out, fmt.Sprintf("READY tray=%v\n", tray)) {
 		t.Fatalf("no READY tray=%v:\n%s", tray, out)
 	}
-	for _, icon := range []Icon{IconNoCard, IconNoReader, IconBusy, IconError, IconWarning, IconReady} {
-		if !strings.Contains(out, "STATE "+string(icon)+"\n") {
-			t.Errorf("state %s never reached", icon)
+	if tray {
+		for _, icon := range []Icon{IconNoCard, IconNoReader, IconBusy, IconError, IconWarning, IconReady} {
+			if !strings.Contains(out, "STATE "+string(icon)+"\n") {
+				t.Errorf("state %s never reached", icon)
+			}
+			if !strings.Contains(out, "APPLIED "+string(icon)+"\n") {
+				t.Errorf("the systray glue never showed %s", icon)
+			}
 		}
-		if tray && !strings.Contains(out, "APPLIED "+string(icon)+"\n") {
-			t.Errorf("the systray glue never showed %s", icon)
-		}
+	} else if !strings.Contains(out, "CARDREADS 0\n") {
+		// Headless, no menu is shown: reading the card (or anything) for it
+		// would cost APDUs and wake the idle agent (issue 8).
+		t.Errorf("headless, the controller read the card state:\n%s", out)
 	}
 	if !strings.Contains(out, "EXIT err=<nil>") {
 		t.Fatalf("no clean exit:\n%s", out)

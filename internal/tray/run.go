@@ -28,7 +28,8 @@ type Options struct {
 
 // Run shows the tray icon and menu of c until ctx ends (the agent stops, or
 // the user chose Quit, which calls Config.Quit), then returns. It also runs
-// c's refresh loop.
+// c's refresh loop, only when a tray shows the menu: headless, the
+// controller reads nothing and the agent stays asleep between requests.
 //
 // Run must be called from the main goroutine (systray takes the main OS
 // thread). With no display, with --headless, or in a binary built with the
@@ -60,7 +61,7 @@ func Run(ctx context.Context, c *Controller, opts Options) error {
 		if opts.OnReady != nil {
 			opts.OnReady(false)
 		}
-		return c.Run(ctx)
+		return c.idle(ctx)
 	}
 	return runTray(ctx, c, opts, log)
 }

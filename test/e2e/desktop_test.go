@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,6 +92,7 @@ func TestE2E_LedgerAfterSign(t *testing.T) {
 // ends both with status 0.
 func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 	display := xvfbtest.Start(t) // CI=true: Xvfb is required; elsewhere a loud skip
+	holdDisplay(t, display)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	args := []string{agentBin, "serve", "--virtual-card", "--listen", "127.0.0.1:0", "--state-dir", state,
@@ -196,5 +199,28 @@ func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// holdDisplay keeps one X client connected for the whole test, as a desktop
+// session always has (the window manager): an X server with no client left
+// resets itself, and for that moment refuses connections. Without it, the
+// agent's own display check (connect, close) would reset the bare Xvfb
+// just before GTK connects.
+func holdDisplay(t *testing.T, display string) {
+	t.Helper()
+	c, err := net.Dial("unix", "/tmp/.X11-unix/X"+strings.TrimPrefix(display, ":"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// X11 connection setup, little-endian, protocol 11.0, no authorisation.
+	if _, err := c.Write([]byte{'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reply := make([]byte, 8)
+	if _, err := io.ReadFull(c, reply); err != nil || reply[0] != 1 {
+		t.Fatalf("X connection setup on %s: %v %v", display, reply, err)
 	}
 }

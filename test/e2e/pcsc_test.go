@@ -173,6 +173,7 @@ func testE2EPCSC(t *testing.T, model string) {
 	restartOK := os.Getenv("CPSAGENT_PCSCD_RESTART_OK") == "1"
 	testutil.LockPCSCD(t, restartOK, 10*time.Minute)
 	testutil.LockVPCDSlot0(t, 10*time.Minute)
+	waitSlotsEmpty(t, vpcdReader) // the previous model's card must be seen gone
 	fx := newCardFixture(t, model)
 	top := t
 	vc := startVCard(t, top, fx.fresh(t), fx.vcardArgs()...)

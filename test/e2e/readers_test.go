@@ -21,6 +21,7 @@ import (
 	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
+	"github.com/cpsagent/cpsagent/internal/card/pcsc"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
 	"github.com/cpsagent/cpsagent/internal/testutil"
@@ -32,6 +33,36 @@ const (
 	vpcdReader1   = "Virtual PCD 00 01"
 	vpcdSlot1Lock = "/tmp/cpsagent-vpcd-slot1.lock" // the pcsctest / pinmgmt convention
 )
+
+// waitSlotsEmpty waits until pcscd shows no card in readers. A card taken
+// out of a vpcd slot and another put in before pcscd's next presence poll
+// (~0.4 s) look to pcscd like one card that never left: it keeps the first
+// card's ATR, so the agent would pick the wrong profile. Each test that
+// inserts a card of its own model first lets pcscd see the slot empty.
+func waitSlotsEmpty(t *testing.T, readers ...string) {
+	t.Helper()
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rs, err := tr.Readers(context.Background())
+		busy := ""
+		for _, r := range rs {
+			for _, want := range readers {
+				if r.Name == want && r.CardPresent {
+					busy = r.Name
+				}
+			}
+		}
+		if err == nil && busy == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pcscd still shows a card in %q (%v) after 15 s", busy, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // readerOf returns the status entry of reader.
 func readerOf(st api.StatusResponse, name string) *card.Reader {
@@ -58,6 +89,7 @@ func TestE2E_TwoReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(unlock)
+	waitSlotsEmpty(t, vpcdReader, vpcdReader1)
 
 	fx3 := newCardFixtureFor(t, virtual.ModelCPS3, "medecin")
 	fx4 := newCardFixtureFor(t, virtual.ModelCPS4, "infirmier")

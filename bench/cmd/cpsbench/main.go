@@ -8,8 +8,8 @@
 //
 // Run it through bench/run.sh, which builds the agent and starts pcscd:
 //
-//	bench/run.sh            # full run (about 20 minutes)
-//	bench/run.sh --quick    # CI size (about 3 minutes)
+//	bench/run.sh            # full run (about 15 minutes)
+//	bench/run.sh --quick    # CI size (about 4 minutes)
 package main
 
 import (

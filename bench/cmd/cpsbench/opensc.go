@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/cpsagent/cpsagent/bench/harness"
-	"github.com/cpsagent/cpsagent/internal/card/virtual"
 )
 
 // digestInfoSHA256 is the DER prefix of a SHA-256 DigestInfo.
@@ -256,8 +255,3 @@ func pubKey(der []byte) *rsa.PublicKey {
 }
 
 func sum256(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
-
-// latencyOf prices n APDUs of the given bytes with the model.
-func latencyOf(lat virtual.Latency, apdus, bytes int64) time.Duration {
-	return time.Duration(apdus)*lat.PerAPDU + time.Duration(bytes)*lat.PerByte
-}
