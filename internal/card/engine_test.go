@@ -84,7 +84,7 @@ var engineCases = []engineCase{
 			t.Fatalf("cold read did not select the certificate: %q", r.trace.commands())
 		}
 		// Serial (2, CPS4 3) + 2 × (SELECT + ⌈size/231⌉ READ BINARY).
-		want := len(r.model.warmIdentity) + 2 + (len(d.AuthCert.Raw)+230)/231 + (len(d.SignCert.Raw)+230)/231
+		want := len(r.model.serialRead) + 2 + (len(d.AuthCert.Raw)+230)/231 + (len(d.SignCert.Raw)+230)/231
 		if cold != want {
 			t.Errorf("cold identity read: %d APDUs, want %d", cold, want)
 		}
@@ -96,11 +96,23 @@ var engineCases = []engineCase{
 		if !d2.FromCache || d2.Serial != d.Serial || !d2.AuthCert.Equal(d.AuthCert) {
 			t.Fatalf("warm read = %+v", d2)
 		}
-		cmds := r.trace.commands()
-		if strings.Join(cmds, " | ") != strings.Join(r.model.warmIdentity, " | ") {
-			t.Fatalf("warm identity read: %q, want the serial read only", cmds)
+		if cmds := r.trace.commands(); len(cmds) != 0 {
+			t.Fatalf("warm identity read, same insertion: %q, want no APDU", cmds)
 		}
-		t.Logf("%s: cold identity read %d APDUs, warm %d", r.leg, cold, len(cmds))
+		// The same card taken out and put back: the engine forgot it when
+		// it left (no identity outlives its card on a shared workstation),
+		// so this is a cold read again.
+		r.remove()
+		r.insert(c)
+		r.trace.reset()
+		d3, err := r.eng.Card(ctx, r.reader)
+		if err != nil || d3.FromCache || d3.Serial != d.Serial {
+			t.Fatalf("read after re-insertion = %+v, %v", d3, err)
+		}
+		if n := len(r.trace.commands()); n != cold {
+			t.Fatalf("read after re-insertion: %d APDUs, want a cold read's %d", n, cold)
+		}
+		t.Logf("%s: cold identity read %d APDUs, warm 0", r.leg, cold)
 	}, nil},
 
 	{"identity announced after insertion", false, func(t *testing.T, r *rig) {

@@ -48,9 +48,10 @@ type rigOptions struct {
 type cardModel struct {
 	name       string // virtual.Config.Model
 	generation string
-	// warmIdentity is the exact command sequence of a warm identity read
-	// (the serial read); serialAPDUs its length.
-	warmIdentity []string
+	// serialRead is the exact command sequence of the serial read, the
+	// start of a cold identity read (a warm read, same insertion, sends
+	// nothing).
+	serialRead []string
 	// certSelect selects the authentication certificate on a cold read.
 	certSelect string
 	// authAPDUs and signAPDUs are a warm Authenticate and Sign, both
@@ -68,7 +69,7 @@ type cardModel struct {
 var (
 	modelCPS3 = cardModel{
 		name: virtual.ModelCPS3, generation: cps.GenerationCPS3,
-		warmIdentity: []string{"00 A4 09 0C 04 3F 00 D0 03", "00 B0 00 00 0C"},
+		serialRead:   []string{"00 A4 09 0C 04 3F 00 D0 03", "00 B0 00 00 0C"},
 		certSelect:   "00 A4 09 0C 06 3F 00 00 01 A0 01",
 		// SELECT DF, VERIFY status, VERIFY, MSE SET AT, INTERNAL AUTHENTICATE, GET RESPONSE.
 		authAPDUs: 6,
@@ -78,7 +79,7 @@ var (
 	}
 	modelCPS4 = cardModel{
 		name: virtual.ModelCPS4, generation: cps.GenerationCPS4,
-		warmIdentity: []string{"01 A4 04 0C 08 80 25 00 00 01 FF 01 00", "01 A4 00 0C 02 D0 03", "01 B0 00 00 0C"},
+		serialRead:   []string{"01 A4 04 0C 08 80 25 00 00 01 FF 01 00", "01 A4 00 0C 02 D0 03", "01 B0 00 00 0C"},
 		certSelect:   "01 A4 08 0C 04 00 01 A0 01",
 		// Tx1: SELECT applet, VERIFY status; Tx2: SELECT applet, VERIFY,
 		// MSE SET CT, PSO DECIPHER in two chained commands (T=1: no GET RESPONSE).

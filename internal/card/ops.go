@@ -29,10 +29,10 @@ func (st *opStats) add(tx *txn) {
 }
 
 // Card returns the holder identity and both certificates, read without a
-// PIN. Certificates are cached per card serial: a warm read costs the
-// serial read only (CPS3: SELECT 3F00/D003 + READ BINARY, 2 APDUs; CPS4:
-// the applet SELECT first, 3); a cold read adds, per certificate, one
-// SELECT and ⌈size/231⌉ READ BINARY. While another operation holds the
+// PIN. Certificates are cached per card serial while the card stays in: a
+// warm read costs no APDU; a cold read costs the serial read (CPS3: SELECT
+// 3F00/D003 + READ BINARY, 2 APDUs; CPS4: the applet SELECT first, 3) and,
+// per certificate, one SELECT and ⌈size/231⌉ READ BINARY. While another operation holds the
 // reader, the identity already read for the card in place is returned
 // (FromCache) instead of ErrBusy.
 //
@@ -94,12 +94,22 @@ func (e *Engine) readIdentity(ctx context.Context, name, want string) (*CardData
 		return nil, 0, err
 	}
 	defer func() { tx.end() }()
-	serial, err := tx.profile.ReadSerial(tx.ch)
-	if err != nil {
-		st.add(tx)
-		err = translate(err)
-		e.cardGone(name, err)
-		return nil, st.apdus, err
+	// The serial read on this insertion still holds: PC/SC reports a card
+	// taken out (or reset) in between when the transaction begins, and the
+	// transport counts a new insertion. A warm read then costs no APDU.
+	serial := ""
+	e.mu.Lock()
+	if s := e.slots[name]; s != nil && s.serial != "" && s.insertion == tx.sess.Insertion() {
+		serial = s.serial
+	}
+	e.mu.Unlock()
+	if serial == "" {
+		if serial, err = tx.profile.ReadSerial(tx.ch); err != nil {
+			st.add(tx)
+			err = translate(err)
+			e.cardGone(name, err)
+			return nil, st.apdus, err
+		}
 	}
 	if want != "" && serial != want {
 		st.add(tx)
