@@ -69,8 +69,8 @@ type cardModel struct {
 var (
 	modelCPS3 = cardModel{
 		name: virtual.ModelCPS3, generation: cps.GenerationCPS3,
-		serialRead:   []string{"00 A4 09 0C 04 3F 00 D0 03", "00 B0 00 00 0C"},
-		certSelect:   "00 A4 09 0C 06 3F 00 00 01 A0 01",
+		serialRead: []string{"00 A4 09 0C 04 3F 00 D0 03", "00 B0 00 00 0C"},
+		certSelect: "00 A4 09 0C 06 3F 00 00 01 A0 01",
 		// SELECT DF, VERIFY status, VERIFY, MSE SET AT, INTERNAL AUTHENTICATE, GET RESPONSE.
 		authAPDUs: 6,
 		// SELECT DF, VERIFY status, VERIFY, MSE HT, MSE DST, PSO HASH, PSO CDS, GET RESPONSE.
@@ -79,8 +79,8 @@ var (
 	}
 	modelCPS4 = cardModel{
 		name: virtual.ModelCPS4, generation: cps.GenerationCPS4,
-		serialRead:   []string{"01 A4 04 0C 08 80 25 00 00 01 FF 01 00", "01 A4 00 0C 02 D0 03", "01 B0 00 00 0C"},
-		certSelect:   "01 A4 08 0C 04 00 01 A0 01",
+		serialRead: []string{"01 A4 04 0C 08 80 25 00 00 01 FF 01 00", "01 A4 00 0C 02 D0 03", "01 B0 00 00 0C"},
+		certSelect: "01 A4 08 0C 04 00 01 A0 01",
 		// Tx1: SELECT applet, VERIFY status; Tx2: SELECT applet, VERIFY,
 		// MSE SET CT, PSO DECIPHER in two chained commands (T=1: no GET RESPONSE).
 		authAPDUs: 7,

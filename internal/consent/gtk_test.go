@@ -14,7 +14,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/internal/i18n"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
-	"github.com/cpsagent/cpsagent/internal/tray/xvfbtest"
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
 )
 
 // TestRealPinentryGTK2Consent drives the real consent dialog (pinentry-gtk-2
@@ -23,14 +23,14 @@ import (
 // the artifacts folder; "always allow" (Alt+T) answers every request and is
 // kept. A second origin is refused with Escape.
 func TestRealPinentryGTK2Consent(t *testing.T) {
-	xvfbtest.Require(t, "pinentry-gtk-2", "xdotool", "import", "Xvfb")
-	display := xvfbtest.Start(t)
+	xvfb.Require(t, "pinentry-gtk-2", "xdotool", "import", "Xvfb")
+	display := xvfb.Start(t)
 	client := pinentry.New(pinentry.Config{Program: "pinentry-gtk-2", Env: []string{"DISPLAY=" + display}})
 	p := &counting{c: client}
 	dir := t.TempDir()
 	m := newManager(t, Config{StateDir: dir, Prompter: p, Lang: i18n.FR})
 	windows := func() []string {
-		out := xvfbtest.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry")
+		out := xvfb.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry")
 		return strings.Fields(out)
 	}
 
@@ -51,15 +51,15 @@ func TestRealPinentryGTK2Consent(t *testing.T) {
 	if len(ws) != 1 {
 		t.Fatalf("%d dialog windows, want 1", len(ws))
 	}
-	title := xvfbtest.Run(t, display, "xdotool", "getwindowname", ws[0])
+	title := xvfb.Run(t, display, "xdotool", "getwindowname", ws[0])
 	if !strings.Contains(title, "Autoriser un site") {
 		t.Errorf("window title %q", title)
 	}
-	shot := xvfbtest.Screenshot(t, display, "consent-dialog-pinentry-gtk2.png")
+	shot := xvfb.Screenshot(t, display, "consent-dialog-pinentry-gtk2.png")
 	// pinentry ignores an "allow" given in the first second after the dialog
 	// appears (clickjacking defence): answer like a person who read it.
 	time.Sleep(1200 * time.Millisecond)
-	xvfbtest.Run(t, display, "xdotool", "key", "alt+t")
+	xvfb.Run(t, display, "xdotool", "key", "alt+t")
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -86,7 +86,7 @@ func TestRealPinentryGTK2Consent(t *testing.T) {
 		done <- err
 	}()
 	windows()
-	xvfbtest.Run(t, display, "xdotool", "key", "Escape")
+	xvfb.Run(t, display, "xdotool", "key", "Escape")
 	if err := <-done; !errors.Is(err, ErrRefused) {
 		t.Fatalf("Escape: %v", err)
 	}

@@ -23,33 +23,63 @@ var ErrUsage = errors.New("usage")
 // uses it).
 const TLSDir = "tls"
 
+// cliFlags is the flag set of install or uninstall with the flags both
+// share: --quiet, --config and --state-dir.
+type cliFlags struct {
+	set               *flag.FlagSet
+	stderr            io.Writer
+	quiet             bool
+	cfgFile, stateDir string
+}
+
+// newCLIFlags returns the flag set of "cpsagent name"; about is the help
+// text printed between the usage line and the flags.
+func newCLIFlags(name, about string, stderr io.Writer) *cliFlags {
+	f := &cliFlags{set: flag.NewFlagSet(name, flag.ContinueOnError), stderr: stderr}
+	f.set.SetOutput(stderr)
+	f.set.BoolVar(&f.quiet, "quiet", false, "print nothing but errors")
+	f.set.StringVar(&f.cfgFile, "config", "", "config `FILE` (to find a non-default state directory)")
+	f.set.StringVar(&f.stateDir, "state-dir", "", "state `DIR` (default: as the agent)")
+	f.set.Usage = func() {
+		fmt.Fprintf(stderr, "usage: cpsagent %s [flags]\n\n%s\n\n", name, about)
+		f.set.PrintDefaults()
+	}
+	return f
+}
+
+// parse parses args (flags only, ErrUsage for a mistake) and returns the
+// state directory the agent uses and where to report: stdout, or nowhere
+// with --quiet.
+func (f *cliFlags) parse(args []string, stdout io.Writer) (stateDir string, out io.Writer, err error) {
+	if err := f.set.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", nil, err
+		}
+		return "", nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if f.set.NArg() > 0 {
+		return "", nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, f.set.Arg(0))
+	}
+	dir, err := resolveStateDir(f.cfgFile, f.stateDir, f.stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	if f.quiet {
+		return dir, io.Discard, nil
+	}
+	return dir, stdout, nil
+}
+
 // RunInstall is "cpsagent install": flags, then Install.
 func RunInstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	set := flag.NewFlagSet("install", flag.ContinueOnError)
-	set.SetOutput(stderr)
-	system := set.Bool("system", false, "also add the CA to the machine-wide store (asks for administrator rights)")
-	trustOnly := set.Bool("trust-only", false, "only the trust stores, no autostart (the agent's unit runs this at each start)")
-	quiet := set.Bool("quiet", false, "print nothing but errors")
-	cfgFile := set.String("config", "", "config `FILE` (to find a non-default state directory)")
-	stateDir := set.String("state-dir", "", "state `DIR` (default: as the agent)")
-	set.Usage = func() {
-		fmt.Fprintf(stderr, "usage: cpsagent install [flags]\n\n"+
-			"Trusts the agent's local CA in this user's browsers (Chromium and Firefox NSS\n"+
+	f := newCLIFlags("install",
+		"Trusts the agent's local CA in this user's browsers (Chromium and Firefox NSS\n"+
 			"databases on Linux, the user's root store on Windows, the login keychain on\n"+
 			"macOS) and starts the agent with the session. Run it as the user, not as\n"+
-			"root. Running it again is safe: it only adds what is missing.\n\n")
-		set.PrintDefaults()
-	}
-	if err := set.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if set.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, set.Arg(0))
-	}
-	dir, err := resolveStateDir(*cfgFile, *stateDir, stderr)
+			"root. Running it again is safe: it only adds what is missing.", stderr)
+	system := f.set.Bool("system", false, "also add the CA to the machine-wide store (asks for administrator rights)")
+	trustOnly := f.set.Bool("trust-only", false, "only the trust stores, no autostart (the agent's unit runs this at each start)")
+	dir, out, err := f.parse(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -57,12 +87,8 @@ func RunInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	out := stdout
-	if *quiet {
-		out = io.Discard
-	}
 	rep, err := Install(ctx, Options{StateDir: dir, CA: ca, System: *system, TrustOnly: *trustOnly, Out: out})
-	if err == nil && !*quiet {
+	if err == nil && !f.quiet {
 		fmt.Fprintf(stdout, "cpsagent install: done (%d added, %d already there, %d skipped); CA fingerprint SHA-256 %s\n",
 			len(rep.Added), len(rep.Kept), len(rep.Skipped), Fingerprint(ca))
 		fmt.Fprintln(stdout, "Restart the browsers that were open so that they read the new certificate.")
@@ -72,42 +98,21 @@ func RunInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // RunUninstall is "cpsagent uninstall": flags, then Uninstall.
 func RunUninstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	set := flag.NewFlagSet("uninstall", flag.ContinueOnError)
-	set.SetOutput(stderr)
-	purge := set.Bool("purge", false, "also delete the state directory: local CA, ledger of signatures, logs")
-	noOptOut := set.Bool("no-opt-out", false, "do not stop a package-wide autostart for this user (used by the packages' removal scripts)")
-	quiet := set.Bool("quiet", false, "print nothing but errors")
-	cfgFile := set.String("config", "", "config `FILE` (to find a non-default state directory)")
-	stateDir := set.String("state-dir", "", "state `DIR` (default: as the agent)")
-	set.Usage = func() {
-		fmt.Fprintf(stderr, "usage: cpsagent uninstall [flags]\n\n"+
-			"Removes exactly what \"cpsagent install\" added for this user (the CA from\n"+
+	f := newCLIFlags("uninstall",
+		"Removes exactly what \"cpsagent install\" added for this user (the CA from\n"+
 			"every store, the autostart entries) and stops a package-wide autostart for\n"+
-			"this user. The ledger and logs stay unless --purge.\n\n")
-		set.PrintDefaults()
-	}
-	if err := set.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if set.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, set.Arg(0))
-	}
-	dir, err := resolveStateDir(*cfgFile, *stateDir, stderr)
+			"this user. The ledger and logs stay unless --purge.", stderr)
+	purge := f.set.Bool("purge", false, "also delete the state directory: local CA, ledger of signatures, logs")
+	noOptOut := f.set.Bool("no-opt-out", false, "do not stop a package-wide autostart for this user (used by the packages' removal scripts)")
+	dir, out, err := f.parse(args, stdout)
 	if err != nil {
 		return err
-	}
-	out := stdout
-	if *quiet {
-		out = io.Discard
 	}
 	if info, err := RunningInstance(dir); err == nil && info != nil {
 		fmt.Fprintf(out, "note: the agent still runs (pid %d); it stops at the end of the session, or quit it from its tray menu\n", info.PID)
 	}
 	rep, err := Uninstall(ctx, Options{StateDir: dir, Purge: *purge, NoOptOut: *noOptOut, Out: out})
-	if err == nil && !*quiet {
+	if err == nil && !f.quiet {
 		fmt.Fprintf(stdout, "cpsagent uninstall: done (%d removed)\n", len(rep.Removed))
 	}
 	return err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +83,19 @@ func TestRunInstallUsage(t *testing.T) {
 		err = RunUninstall(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
 		if !errors.Is(err, ErrUsage) {
 			t.Errorf("uninstall %v: %v, want ErrUsage", args, err)
+		}
+	}
+	for name, run := range map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"install": RunInstall, "uninstall": RunUninstall,
+	} {
+		var stderr bytes.Buffer
+		if err := run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &stderr); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%s -h: %v, want flag.ErrHelp", name, err)
+		}
+		for _, want := range []string{"usage: cpsagent " + name + " [flags]\n\n", ".\n\n  -config FILE", "-quiet", "-state-dir DIR"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s -h: no %q in\n%s", name, want, stderr.String())
+			}
 		}
 	}
 }

@@ -6,13 +6,10 @@ package pinentry
 // failure; otherwise the test is skipped with the reason.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,19 +17,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-)
 
-func requirePrograms(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is required when CI=true: %v", n, err)
-			}
-			t.Skipf("SKIPPED: %s is not installed (%v); install it (Debian: pinentry-tty, pinentry-gtk2, xvfb, xdotool, imagemagick) to run this test", n, err)
-		}
-	}
-}
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
+)
 
 // terminal is the master side of a pty, with everything read from it.
 type terminal struct {
@@ -111,7 +98,7 @@ func (term *terminal) ttyClient(t *testing.T, tune func(*Config)) *Client {
 }
 
 func TestRealPinentryTTY(t *testing.T) {
-	requirePrograms(t, "pinentry-tty")
+	xvfb.Require(t, "pinentry-tty")
 	t.Parallel()
 
 	t.Run("PIN", func(t *testing.T) {
@@ -234,88 +221,17 @@ func TestRealPinentryTTY(t *testing.T) {
 	})
 }
 
-// startXvfb starts a private X server and returns its DISPLAY.
-func startXvfb(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-noreset", "-screen", "0", "1024x768x24", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		t.Fatal(err)
-	}
-	w.Close()
-	t.Cleanup(func() {
-		// SIGTERM lets Xvfb remove its lock file and socket
-		cmd.Process.Signal(syscall.SIGTERM)
-		t := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
-		cmd.Wait()
-		t.Stop()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case n := <-line:
-		if n == "" {
-			t.Fatal("Xvfb exited without a display number")
-		}
-		return ":" + n
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not start")
-	}
-	return ""
-}
-
-func artifactsDir(t *testing.T) string {
-	if dir := os.Getenv("CPSAGENT_ARTIFACTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
-
-func x11(t *testing.T, display string, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func TestRealPinentryGTK2(t *testing.T) {
-	requirePrograms(t, "pinentry-gtk-2", "xdotool", "import")
+	xvfb.Require(t, "pinentry-gtk-2", "xdotool", "import")
 	display := os.Getenv("DISPLAY")
 	if display == "" {
-		requirePrograms(t, "Xvfb")
-		display = startXvfb(t)
+		display = xvfb.Start(t)
 	}
-	artifacts := artifactsDir(t)
 	c := New(Config{Program: "pinentry-gtk-2", Env: []string{"DISPLAY=" + display}, MinConfirmDelay: -1})
 	waitWindow := func() {
-		x11(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry")
+		xvfb.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry")
 	}
-	shot := func(name string) {
-		p := filepath.Join(artifacts, name)
-		x11(t, display, "import", "-window", "root", p)
-		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
-			t.Fatalf("screenshot %s: %v", p, err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
+	shot := func(name string) { xvfb.Screenshot(t, display, name) }
 
 	// Subtests run in sequence: they share the display and the keyboard.
 	t.Run("PIN", func(t *testing.T) {
@@ -333,9 +249,9 @@ func TestRealPinentryGTK2(t *testing.T) {
 			done <- err
 		}()
 		waitWindow()
-		x11(t, display, "xdotool", "type", "4321")
+		xvfb.Run(t, display, "xdotool", "type", "4321")
 		shot("pinentry-gtk2-pin.png")
-		x11(t, display, "xdotool", "key", "Return")
+		xvfb.Run(t, display, "xdotool", "key", "Return")
 		if err := <-done; err != nil || got != "4321" {
 			t.Fatalf("GetPIN = %q, %v", got, err)
 		}
@@ -367,7 +283,7 @@ func TestRealPinentryGTK2(t *testing.T) {
 			if tt.key == "Return" {
 				shot("pinentry-gtk2-confirm.png")
 			}
-			x11(t, display, "xdotool", "key", tt.key)
+			xvfb.Run(t, display, "xdotool", "key", tt.key)
 			if res := <-done; res.err != nil || res.d != tt.want {
 				t.Fatalf("Confirm = %v, %v; want %v", res.d, res.err, tt.want)
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/internal/i18n"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
-	"github.com/cpsagent/cpsagent/internal/tray/xvfbtest"
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
 )
 
 // TestRealPinentryGTK2ChangePIN changes the PIN of the virtual card through
@@ -17,8 +17,8 @@ import (
 // first, then the right one; the retry dialog (tries left and the card's
 // answer) is screenshotted into the artifacts folder.
 func TestRealPinentryGTK2ChangePIN(t *testing.T) {
-	xvfbtest.Require(t, "pinentry-gtk-2", "xdotool", "import", "Xvfb")
-	display := xvfbtest.Start(t)
+	xvfb.Require(t, "pinentry-gtk-2", "xdotool", "import", "Xvfb")
+	display := xvfb.Start(t)
 	r := newRig(t)
 	f := r.flows(pinentry.New(pinentry.Config{Program: "pinentry-gtk-2", Env: []string{"DISPLAY=" + display}, Logger: r.log}))
 	f.Lang = i18n.FR
@@ -31,9 +31,9 @@ func TestRealPinentryGTK2ChangePIN(t *testing.T) {
 	next := func() {
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
-			ws := strings.Fields(xvfbtest.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry"))
+			ws := strings.Fields(xvfb.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry"))
 			if len(ws) == 1 {
-				if pid := xvfbtest.Run(t, display, "xdotool", "getwindowpid", ws[0]); pid != prev {
+				if pid := xvfb.Run(t, display, "xdotool", "getwindowpid", ws[0]); pid != prev {
 					prev = pid
 					return
 				}
@@ -44,11 +44,11 @@ func TestRealPinentryGTK2ChangePIN(t *testing.T) {
 	}
 	for i, code := range []string{badPIN, newPIN, newPIN, oldPIN, newPIN, newPIN} {
 		next()
-		xvfbtest.Run(t, display, "xdotool", "type", code)
+		xvfb.Run(t, display, "xdotool", "type", code)
 		if i == 3 {
-			xvfbtest.Screenshot(t, display, "pin-change-retry-pinentry-gtk2.png")
+			xvfb.Screenshot(t, display, "pin-change-retry-pinentry-gtk2.png")
 		}
-		xvfbtest.Run(t, display, "xdotool", "key", "Return")
+		xvfb.Run(t, display, "xdotool", "key", "Return")
 	}
 	res := <-done
 	if !res.OK() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,20 @@ func TestControllerSitesAndExport(t *testing.T) {
 
 	c.Handle(ctx, IDOpenLogs)
 	c.Handle(ctx, IDDoctor)
+	// The diagnostics run in their own goroutine and end by clearing the
+	// notice: wait for them (the report opened) before the next notice, or
+	// the menu with the About text can be replaced before it is read.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		done := slices.Contains(opened, "/tmp/report.txt")
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the diagnostics report was not opened: %v", opened)
+		}
+	}
 	c.Handle(ctx, IDAbout)
 	waitMenu(t, updates, func(m Menu) bool { return label(m, IDNotice) == "cpsagent 9.9 — agent local pour la carte CPS" })
 	c.Handle(ctx, IDQuit)

@@ -12,7 +12,7 @@ import (
 	"github.com/cpsagent/cpsagent/internal/consent"
 	"github.com/cpsagent/cpsagent/internal/i18n"
 	"github.com/cpsagent/cpsagent/internal/ledger"
-	"github.com/cpsagent/cpsagent/internal/tray/xvfbtest"
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
 )
 
 // childEnv switches the test binary into the tray child: the tray must run on
@@ -151,13 +151,13 @@ func checkChild(t *testing.T, out string, tray bool) {
 // without a D-Bus session bus, walks it through every state and quits from
 // the menu's Quit action.
 func TestTrayUnderXvfb(t *testing.T) {
-	display := xvfbtest.Start(t)
+	display := xvfb.Start(t)
 	t.Run("no D-Bus session", func(t *testing.T) {
 		out := runChild(t, "tray", []string{"DISPLAY=" + display})
 		checkChild(t, out, trayBuilt)
 	})
 	t.Run("D-Bus session", func(t *testing.T) {
-		xvfbtest.Require(t, "dbus-run-session")
+		xvfb.Require(t, "dbus-run-session")
 		out := runChild(t, "tray", []string{"DISPLAY=" + display}, "dbus-run-session", "--")
 		checkChild(t, out, trayBuilt)
 	})

@@ -23,7 +23,7 @@ import (
 	"github.com/cpsagent/cpsagent/internal/install"
 	"github.com/cpsagent/cpsagent/internal/ledger"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
-	"github.com/cpsagent/cpsagent/internal/tray/xvfbtest"
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
 )
 
 // TestE2E_LedgerAfterSign: the real agent records each card operation in
@@ -91,7 +91,7 @@ func TestE2E_LedgerAfterSign(t *testing.T) {
 // its main thread and the API beside it; /v1/status answers and SIGTERM
 // ends both with status 0.
 func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
-	display := xvfbtest.Start(t) // CI=true: Xvfb is required; elsewhere a loud skip
+	display := xvfb.Start(t) // CI=true: Xvfb is required; elsewhere a loud skip
 	holdDisplay(t, display)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")

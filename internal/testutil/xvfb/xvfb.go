@@ -1,10 +1,11 @@
-// Package xvfbtest helps tests that need a real X display: it starts a
-// private Xvfb, runs X clients (xdotool, import) against it and stores
-// screenshots where CI keeps them. It is imported by tests only.
+// Package xvfb helps tests that need a real X display or other external
+// programs: it starts a private Xvfb, runs X clients (xdotool, import)
+// against it and stores screenshots where CI keeps them. It is imported by
+// tests only.
 //
 // With CI=true a missing program is a test failure; otherwise the test is
 // skipped with a loud reason.
-package xvfbtest
+package xvfb
 
 import (
 	"bufio"
@@ -27,7 +28,7 @@ func Require(t testing.TB, names ...string) {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s is required when CI=true: %v", n, err)
 			}
-			t.Skipf("SKIPPED: %s is not installed (%v). Debian: apt-get install xvfb xdotool imagemagick pinentry-gtk2 dbus libayatana-appindicator3-dev", n, err)
+			t.Skipf("SKIPPED: %s is not installed (%v). Debian: apt-get install xvfb xdotool imagemagick pinentry-gtk2 pinentry-tty dbus libayatana-appindicator3-dev", n, err)
 		}
 	}
 }
