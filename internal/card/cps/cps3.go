@@ -2,7 +2,6 @@ package cps
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,35 +45,6 @@ func (p *CPS3) ReadSerial(ch *apdu.Channel) (string, error) {
 	return ParseSNICC(b)
 }
 
-// fidPath concatenates file identifiers into a path.
-func fidPath(fids ...uint16) []byte {
-	b := make([]byte, 0, 2*len(fids))
-	for _, f := range fids {
-		b = append(b, byte(f>>8), byte(f&0xFF))
-	}
-	return b
-}
-
-// derLength returns the total length of the DER element starting b.
-func derLength(b []byte) (int, error) {
-	if len(b) < 2 || b[0] != 0x30 {
-		return 0, fmt.Errorf("%w: certificate file does not start with a DER SEQUENCE", ErrFormat)
-	}
-	l := int(b[1])
-	if l < 0x80 {
-		return 2 + l, nil
-	}
-	n := l & 0x7F
-	if n == 0 || n > 3 || len(b) < 2+n {
-		return 0, fmt.Errorf("%w: certificate length form %02X", ErrFormat, b[1])
-	}
-	l = 0
-	for _, c := range b[2 : 2+n] {
-		l = l<<8 | int(c)
-	}
-	return 2 + n + l, nil
-}
-
 // readDER reads one DER object from the start of the current EF: a first
 // chunk of ReadChunk bytes gives the DER header, then exactly the remaining
 // bytes are read (no probing READ past the end, no FCP needed).
@@ -83,14 +53,9 @@ func readDER(ch *apdu.Channel) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	total, err := derLength(first)
-	if err != nil {
-		return nil, err
-	}
-	if total <= len(first) {
-		return first[:total], nil
-	}
-	return iasecc.ReadFrom(ch, first, total, ReadChunk)
+	return completeDER(first, func(total int) ([]byte, error) {
+		return iasecc.ReadFrom(ch, first, total, ReadChunk)
+	})
 }
 
 // ReadCertificates reads the authentication and signature certificates:
@@ -109,47 +74,25 @@ func (p *CPS3) ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error)
 	if p.CardType.Contactless {
 		pathKeys = nil
 	}
-	var fromP15 map[KeyRole][]byte
-	read := func(role KeyRole, quirk, what string) ([]byte, error) {
-		path, err := p.path(quirk, what)
-		if err != nil {
-			return nil, err
-		}
-		_, err = iasecc.SelectPath(ch, path, false)
-		if err == nil {
-			der, err := readDER(ch)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s certificate: %w", what, err)
+	r := &certReader{
+		decodePath: p.path,
+		selectEF: func(path []byte) error {
+			_, err := iasecc.SelectPath(ch, path, false)
+			return err
+		},
+		readDER: func() ([]byte, error) { return readDER(ch) },
+		check: func(der []byte, role KeyRole, path string) error {
+			return checkCertRole(der, role, path, pathKeys)
+		},
+		pkcs15: func() (map[KeyRole][]byte, error) {
+			certs, err := p.certificatesFromPKCS15(ch, appDF)
+			if err != nil && !p.CardType.Contactless {
+				err = quirkHint(err, "SELECT of the PKCS#15 ODF", []string{"appDfPath", "authCertPath", "signCertPath"}, apdu.SWFileNotFound)
 			}
-			if err := checkCertRole(der, role, quirk, pathKeys); err != nil {
-				return nil, err
-			}
-			return der, nil
-		}
-		if !iasecc.IsNotFound(err) {
-			return nil, fmt.Errorf("reading %s certificate: %w", what, err)
-		}
-		if fromP15 == nil {
-			if fromP15, err = p.certificatesFromPKCS15(ch, appDF); err != nil {
-				if !p.CardType.Contactless {
-					err = quirkHint(err, "SELECT of the PKCS#15 ODF", []string{"appDfPath", "authCertPath", "signCertPath"}, apdu.SWFileNotFound)
-				}
-				return nil, fmt.Errorf("reading %s certificate: default path absent, PKCS#15: %w", what, err)
-			}
-		}
-		der, ok := fromP15[role]
-		if !ok {
-			return nil, fmt.Errorf("%w: no %s certificate in the PKCS#15 CDF", ErrNoCertificate, what)
-		}
-		return der, nil
+			return certs, err
+		},
 	}
-	if auth, err = read(RoleAuthentication, authPath, "authentication"); err != nil {
-		return nil, nil, err
-	}
-	if sign, err = read(RoleSignature, signPath, "signature"); err != nil {
-		return nil, nil, err
-	}
-	return auth, sign, nil
+	return r.readBoth(authPath, "authentication", signPath, "signature")
 }
 
 // certificatesFromPKCS15 follows the PKCS#15 directory of the application
@@ -165,72 +108,6 @@ func (p *CPS3) certificatesFromPKCS15(ch *apdu.Channel, appDFPath string) (map[K
 		}
 		return iasecc.ReadAll(ch, -1, ReadChunk)
 	})
-}
-
-// certificatesFromPKCS15 reads EF.ODF (appDF/5031), each CDF it lists, and
-// each end-entity certificate those list, through readFile (the whole EF at
-// an absolute path from 3F00); it classifies them by key usage
-// (nonRepudiation only = signature, otherwise authentication) because the
-// PKCS#15 IDs of a real CPx are not documented. Shared by the CPS3 (IAS-ECC)
-// and CPS4 (ChipDoc) profiles, which differ only in how a file is read.
-func certificatesFromPKCS15(appDF []byte, readWhole func(path []byte) ([]byte, error)) (map[KeyRole][]byte, error) {
-	readFile := func(pp P15Path) ([]byte, error) {
-		b, err := readWhole(pp.Path)
-		if err != nil {
-			return nil, err
-		}
-		if pp.Offset > 0 || pp.Length >= 0 {
-			end := len(b)
-			if pp.Length >= 0 && pp.Offset+pp.Length < end {
-				end = pp.Offset + pp.Length
-			}
-			if pp.Offset > end {
-				return nil, fmt.Errorf("%w: PKCS#15 path offset beyond file", ErrFormat)
-			}
-			b = b[pp.Offset:end]
-		}
-		return b, nil
-	}
-	odf, err := readFile(P15Path{Path: append(append([]byte(nil), appDF...), fidPath(FIDODF)...), Length: -1})
-	if err != nil {
-		return nil, fmt.Errorf("EF.ODF: %w", err)
-	}
-	cdfs, err := ParseODF(odf, appDF)
-	if err != nil {
-		return nil, err
-	}
-	out := map[KeyRole][]byte{}
-	for _, cdfPath := range cdfs {
-		cdf, err := readFile(cdfPath)
-		if err != nil {
-			return nil, fmt.Errorf("CDF %X: %w", cdfPath.Path, err)
-		}
-		entries, err := ParseCDF(cdf, appDF)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
-			der, err := readFile(e.Path)
-			if err != nil {
-				return nil, fmt.Errorf("certificate %q: %w", e.Label, err)
-			}
-			if n, err := derLength(der); err == nil && n <= len(der) {
-				der = der[:n]
-			}
-			c, err := x509.ParseCertificate(der)
-			if err != nil || c.IsCA {
-				continue
-			}
-			role := RoleAuthentication
-			if c.KeyUsage&x509.KeyUsageContentCommitment != 0 && c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-				role = RoleSignature
-			}
-			if _, dup := out[role]; !dup {
-				out[role] = der
-			}
-		}
-	}
-	return out, nil
 }
 
 // chvState interprets VERIFY without data for the PIN or PUK.
@@ -302,32 +179,6 @@ func (p *CPS3) verifyErr(err error, puk bool) error {
 	return chvError(err, puk, p.Quirks.BlockedOn63C0)
 }
 
-// chvError maps the status of a VERIFY (or of a command checking a secret)
-// for the PIN or the PUK: 63 Cx → *WrongPINError, 63 C0 → blocked when
-// blockedOn63C0, 69 83 → blocked; anything else is returned unchanged.
-func chvError(err error, puk, blockedOn63C0 bool) error {
-	if err == nil {
-		return nil
-	}
-	blocked := ErrPINBlocked
-	if puk {
-		blocked = ErrPUKBlocked
-	}
-	var se *apdu.StatusError
-	if errors.As(err, &se) {
-		if n, ok := se.TriesLeft(); ok {
-			if n == 0 && blockedOn63C0 {
-				return fmt.Errorf("%w: %w", blocked, err)
-			}
-			return &WrongPINError{PUK: puk, TriesLeft: n}
-		}
-		if se.SW == apdu.SWAuthBlocked {
-			return fmt.Errorf("%w: %w", blocked, err)
-		}
-	}
-	return err
-}
-
 // verifyPIN presents the PIN (1 APDU, 2 with Quirks.VerifyInMF).
 func (p *CPS3) verifyPIN(ch *apdu.Channel, enc []byte) error {
 	return p.presentPIN(ch, enc, p.Quirks.VerifyInMF)
@@ -350,6 +201,25 @@ func (p *CPS3) presentPIN(ch *apdu.Channel, enc []byte, inMF bool) error {
 // when the quirks say so and a SELECT does not clear the verified state
 // (the application DF is selected after the VERIFY then).
 func (p *CPS3) verifyInMFForKeys() bool { return p.Quirks.VerifyInMF && !p.Quirks.SelectClearsPIN }
+
+// verifyForKeys presents the PIN for Authenticate and Sign and leaves the
+// application DF current: SELECT of the DF then VERIFY, or VERIFY in the MF
+// then SELECT of the DF (verifyInMFForKeys).
+func (p *CPS3) verifyForKeys(ch *apdu.Channel, enc []byte) error {
+	inMF := p.verifyInMFForKeys()
+	if !inMF {
+		if err := p.selectAppDF(ch); err != nil {
+			return err
+		}
+	}
+	if err := p.presentPIN(ch, enc, inMF); err != nil {
+		return err
+	}
+	if inMF {
+		return p.selectAppDF(ch)
+	}
+	return nil
+}
 
 // afterVerify names the quirks that explain a "security status not
 // satisfied" right after a successful VERIFY, and a key not found in the
@@ -379,27 +249,16 @@ func (p *CPS3) Authenticate(ch *apdu.Channel, pin, data []byte) ([]byte, error) 
 	if p.CardType.Contactless {
 		return nil, fmt.Errorf("%w: no authentication over the contactless interface", ErrNotPermitted)
 	}
-	if len(data) == 0 || len(data) > MaxAuthInput {
-		return nil, fmt.Errorf("%w: authentication data of %d bytes (1..%d)", ErrFormat, len(data), MaxAuthInput)
+	if err := checkAuthInput(data); err != nil {
+		return nil, err
 	}
 	enc, err := EncodePIN(p.Quirks, pin, PINLength)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(enc)
-	inMF := p.verifyInMFForKeys()
-	if !inMF {
-		if err := p.selectAppDF(ch); err != nil {
-			return nil, err
-		}
-	}
-	if err := p.presentPIN(ch, enc, inMF); err != nil {
+	if err := p.verifyForKeys(ch, enc); err != nil {
 		return nil, err
-	}
-	if inMF {
-		if err := p.selectAppDF(ch); err != nil {
-			return nil, err
-		}
 	}
 	if err := iasecc.MSESetAT(ch, KeyAuthentication, AlgAuthPKCS1); err != nil {
 		return nil, afterVerify(err, "MSE SET AT")
@@ -428,19 +287,8 @@ func (p *CPS3) Sign(ch *apdu.Channel, pin, msg []byte) ([]byte, error) {
 	}
 	defer clear(enc)
 	split := iasecc.SplitSHA256(msg)
-	inMF := p.verifyInMFForKeys()
-	if !inMF {
-		if err := p.selectAppDF(ch); err != nil {
-			return nil, err
-		}
-	}
-	if err := p.presentPIN(ch, enc, inMF); err != nil {
+	if err := p.verifyForKeys(ch, enc); err != nil {
 		return nil, err
-	}
-	if inMF {
-		if err := p.selectAppDF(ch); err != nil {
-			return nil, err
-		}
 	}
 	// The empty message has an empty PSO HASH tail (80 00), which a card may
 	// refuse (card-cpx.md §4.2, §8 item 4 [?]; Quirks.EmptyHashTail): the
@@ -482,15 +330,11 @@ func (p *CPS3) ChangePIN(ch *apdu.Channel, oldPIN, newPIN []byte) error {
 	if p.CardType.Contactless {
 		return fmt.Errorf("%w: no PIN change over the contactless interface", ErrNotPermitted)
 	}
-	encOld, err := EncodePIN(p.Quirks, oldPIN, PINLength)
+	encOld, encNew, err := encodePINPair(p.Quirks, oldPIN, PINLength, newPIN)
 	if err != nil {
 		return err
 	}
 	defer clear(encOld)
-	encNew, err := EncodePIN(p.Quirks, newPIN, PINLength)
-	if err != nil {
-		return err
-	}
 	defer clear(encNew)
 	if err := p.verifyPIN(ch, encOld); err != nil {
 		return err
@@ -518,15 +362,11 @@ func (p *CPS3) Unblock(ch *apdu.Channel, puk, newPIN []byte) error {
 		// set the new PIN; no source shows a CPx needing it.
 		return fmt.Errorf("%w: reset retry counter P1 %02X is not implemented", ErrNotPermitted, p.Quirks.ResetRetryCounterP1)
 	}
-	encPUK, err := EncodePIN(p.Quirks, puk, PUKLength)
+	encPUK, encNew, err := encodePINPair(p.Quirks, puk, PUKLength, newPIN)
 	if err != nil {
 		return err
 	}
 	defer clear(encPUK)
-	encNew, err := EncodePIN(p.Quirks, newPIN, PINLength)
-	if err != nil {
-		return err
-	}
 	defer clear(encNew)
 	if p.Quirks.VerifyInMF {
 		if err := iasecc.SelectMF(ch); err != nil {

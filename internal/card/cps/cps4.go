@@ -221,41 +221,13 @@ func (p *CPS4) selectPath(ch *apdu.Channel, path []byte) error {
 // the last one exactly to the DER length. A path answering 6A 82 switches
 // to the PKCS#15 directory of AppDFPath (ODF → CDF).
 func (p *CPS4) ReadCertificates(ch *apdu.Channel) (auth, sign []byte, err error) {
-	var fromP15 map[KeyRole][]byte
-	read := func(role KeyRole, tablePath, what string) ([]byte, error) {
-		path, err := relPath(tablePath, what+"CertPath")
-		if err != nil {
-			return nil, err
-		}
-		err = p.selectPath(ch, path)
-		if err == nil {
-			der, err := p.readDER(ch)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s certificate: %w", what, err)
-			}
-			return der, nil
-		}
-		if !errors.Is(err, apdu.ErrFileNotFound) {
-			return nil, fmt.Errorf("reading %s certificate: %w", what, err)
-		}
-		if fromP15 == nil {
-			if fromP15, err = p.certificatesFromPKCS15(ch); err != nil {
-				return nil, fmt.Errorf("reading %s certificate: default path absent, PKCS#15: %w", what, err)
-			}
-		}
-		der, ok := fromP15[role]
-		if !ok {
-			return nil, fmt.Errorf("%w: no %s certificate in the PKCS#15 CDF", ErrNoCertificate, what)
-		}
-		return der, nil
+	r := &certReader{
+		decodePath: func(path, what string) ([]byte, error) { return relPath(path, what+"CertPath") },
+		selectEF:   func(path []byte) error { return p.selectPath(ch, path) },
+		readDER:    func() ([]byte, error) { return p.readDER(ch) },
+		pkcs15:     func() (map[KeyRole][]byte, error) { return p.certificatesFromPKCS15(ch) },
 	}
-	if auth, err = read(RoleAuthentication, p.Facts.AuthCertPath, "auth"); err != nil {
-		return nil, nil, err
-	}
-	if sign, err = read(RoleSignature, p.Facts.SignCertPath, "sign"); err != nil {
-		return nil, nil, err
-	}
-	return auth, sign, nil
+	return r.readBoth(p.Facts.AuthCertPath, "auth", p.Facts.SignCertPath, "sign")
 }
 
 // readDER reads one DER object from the start of the current EF.
@@ -264,14 +236,7 @@ func (p *CPS4) readDER(ch *apdu.Channel) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	total, err := derLength(first)
-	if err != nil {
-		return nil, err
-	}
-	if total <= len(first) {
-		return first[:total], nil
-	}
-	return p.readFrom(ch, first, total)
+	return completeDER(first, func(total int) ([]byte, error) { return p.readFrom(ch, first, total) })
 }
 
 func (p *CPS4) certificatesFromPKCS15(ch *apdu.Channel) (map[KeyRole][]byte, error) {
@@ -366,8 +331,8 @@ func PKCS1Type1Block(data []byte, k int) ([]byte, error) {
 //	11 2A 80 86 FF <255 bytes>          PSO DECIPHER of 00 01 FF…FF 00 data,
 //	01 2A 80 86 01 <1 byte> 00          chained → the 256-byte signature
 func (p *CPS4) Authenticate(ch *apdu.Channel, pin, data []byte) ([]byte, error) {
-	if len(data) == 0 || len(data) > MaxAuthInput {
-		return nil, fmt.Errorf("%w: authentication data of %d bytes (1..%d)", ErrFormat, len(data), MaxAuthInput)
+	if err := checkAuthInput(data); err != nil {
+		return nil, err
 	}
 	k := p.modulusBytes()
 	block, err := PKCS1Type1Block(data, k)
@@ -427,15 +392,11 @@ func (p *CPS4) Sign(ch *apdu.Channel, pin, msg []byte) ([]byte, error) {
 //	01 20 00 01 04 ** ** ** **
 //	01 24 01 01 04 ** ** ** **
 func (p *CPS4) ChangePIN(ch *apdu.Channel, oldPIN, newPIN []byte) error {
-	encOld, err := EncodePIN(p.Quirks, oldPIN, PINLength)
+	encOld, encNew, err := encodePINPair(p.Quirks, oldPIN, PINLength, newPIN)
 	if err != nil {
 		return err
 	}
 	defer clear(encOld)
-	encNew, err := EncodePIN(p.Quirks, newPIN, PINLength)
-	if err != nil {
-		return err
-	}
 	defer clear(encNew)
 	if err := p.verify(ch, p.Facts.PINRef, encOld, false); err != nil {
 		return err
@@ -455,15 +416,11 @@ func (p *CPS4) change(ch *apdu.Channel, encNew []byte) error {
 //	01 2C 03 81
 //	01 24 01 01 04 ** ** ** **
 func (p *CPS4) Unblock(ch *apdu.Channel, puk, newPIN []byte) error {
-	encPUK, err := EncodePIN(p.Quirks, puk, PUKLength)
+	encPUK, encNew, err := encodePINPair(p.Quirks, puk, PUKLength, newPIN)
 	if err != nil {
 		return err
 	}
 	defer clear(encPUK)
-	encNew, err := EncodePIN(p.Quirks, newPIN, PINLength)
-	if err != nil {
-		return err
-	}
 	defer clear(encNew)
 	if err := p.verify(ch, p.Facts.PUKRef, encPUK, true); err != nil {
 		return err

@@ -38,9 +38,9 @@ func ParseEFATR(b []byte) (*EFATR, error) {
 		e.CategoryPrefix = true
 		b = b[1:]
 	}
-	ts, err := apdu.ParseTLV(b)
+	ts, err := decodeTLV(b, "EF.ATR")
 	if err != nil {
-		return nil, fmt.Errorf("%w: EF.ATR: %w", ErrFormat, err)
+		return nil, err
 	}
 	for _, t := range ts {
 		e.Tags = append(e.Tags, fmt.Sprintf("%X", t.Tag))
@@ -56,9 +56,9 @@ func ParseEFATR(b []byte) (*EFATR, error) {
 		case 0x46:
 			e.PreIssuing = apdu.Hex(t.Value)
 		case 0xE0:
-			inner, err := t.Children()
+			inner, err := decodeTLV(t.Value, "EF.ATR buffer sizes")
 			if err != nil {
-				return nil, fmt.Errorf("%w: EF.ATR buffer sizes: %w", ErrFormat, err)
+				return nil, err
 			}
 			for _, n := range inner {
 				v, err := smallUint(n.Value)
@@ -70,6 +70,65 @@ func ParseEFATR(b []byte) (*EFATR, error) {
 		}
 	}
 	return e, nil
+}
+
+// decodeTLV parses b as BER-TLV elements; what names the data in the
+// ErrFormat error.
+func decodeTLV(b []byte, what string) ([]apdu.TLV, error) {
+	ts, err := apdu.ParseTLV(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrFormat, what, err)
+	}
+	return ts, nil
+}
+
+// eachTemplate parses b (what names it in errors) and calls fn with the
+// children of each top-level element tagged tag, in order, stopping at the
+// first error; other elements are skipped. item names an element whose
+// value does not parse.
+func eachTemplate(b []byte, tag uint32, what, item string, fn func(children []apdu.TLV) error) error {
+	ts, err := decodeTLV(b, what)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.Tag != tag {
+			continue
+		}
+		children, err := decodeTLV(t.Value, item)
+		if err != nil {
+			return err
+		}
+		if err := fn(children); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findValue parses v as BER-TLV elements and returns the value of the first
+// one tagged tag; ok is false when there is none or v does not parse.
+func findValue(v []byte, tag uint32) (value []byte, ok bool) {
+	ts, err := apdu.ParseTLV(v)
+	if err != nil {
+		return nil, false
+	}
+	t, ok := apdu.FindTLV(ts, tag)
+	return t.Value, ok
+}
+
+// requireTLV parses b (what names it in errors) and returns its first
+// element tagged tag; name names that element when it is missing.
+func requireTLV(b []byte, tag uint32, what, name string) (apdu.TLV, error) {
+	ts, err := decodeTLV(b, what)
+	if err != nil {
+		return apdu.TLV{}, err
+	}
+	t, ok := apdu.FindTLV(ts, tag)
+	if !ok {
+		return apdu.TLV{}, fmt.Errorf("%w: %s: no %s", ErrFormat, what, name)
+	}
+	return t, nil
 }
 
 func smallUint(v []byte) (int, error) {
@@ -92,19 +151,8 @@ type DirApp struct {
 // ParseEFDIR decodes EF.DIR (3F00/2F00): its application templates; zero
 // padding after them is allowed.
 func ParseEFDIR(b []byte) ([]DirApp, error) {
-	ts, err := apdu.ParseTLV(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: EF.DIR: %w", ErrFormat, err)
-	}
 	out := []DirApp{}
-	for _, t := range ts {
-		if t.Tag != 0x61 {
-			continue
-		}
-		inner, err := t.Children()
-		if err != nil {
-			return nil, fmt.Errorf("%w: EF.DIR record: %w", ErrFormat, err)
-		}
+	err := eachTemplate(b, 0x61, "EF.DIR", "EF.DIR record", func(inner []apdu.TLV) error {
 		var a DirApp
 		if v, ok := apdu.FindTLV(inner, 0x4F); ok {
 			a.AID = apdu.Hex(v.Value)
@@ -113,6 +161,10 @@ func ParseEFDIR(b []byte) ([]DirApp, error) {
 			a.Label = printable(v.Value)
 		}
 		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -144,9 +196,9 @@ var odfKinds = map[uint32]string{
 
 // ParseODF decodes every entry of EF.ODF (ISO 7816-15 PKCS15Objects).
 func ParseODF(b []byte) ([]ODFEntry, error) {
-	ts, err := apdu.ParseTLV(b)
+	ts, err := decodeTLV(b, "ODF")
 	if err != nil {
-		return nil, fmt.Errorf("%w: ODF: %w", ErrFormat, err)
+		return nil, err
 	}
 	out := []ODFEntry{}
 	for _, t := range ts {
@@ -228,105 +280,136 @@ func (p PINObject) HasFlag(name string) bool {
 //
 // Other authentication object types are skipped.
 func ParseAODF(b []byte) ([]PINObject, error) {
-	ts, err := apdu.ParseTLV(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: AODF: %w", ErrFormat, err)
-	}
 	out := []PINObject{}
-	for _, t := range ts {
-		if t.Tag != 0x30 {
-			continue
-		}
-		parts, err := t.Children()
-		if err != nil {
-			return nil, fmt.Errorf("%w: AODF: %w", ErrFormat, err)
-		}
+	err := eachTemplate(b, 0x30, "AODF", "AODF", func(parts []apdu.TLV) error {
+		obj := splitObject(parts)
 		var o PINObject
-		var attrs []byte
-		seqs := 0
-		for _, p := range parts {
-			switch {
-			case p.Tag == 0x30 && seqs == 0:
-				seqs++
-				if in, err := p.Children(); err == nil {
-					if l, ok := apdu.FindTLV(in, 0x0C); ok {
-						o.Label = string(l.Value)
-					}
-				}
-			case p.Tag == 0x30 && seqs == 1:
-				seqs++
-				if in, err := p.Children(); err == nil {
-					if id, ok := apdu.FindTLV(in, 0x04); ok {
-						o.AuthID = fmt.Sprintf("%X", id.Value)
-					}
-				}
-			case p.Tag == 0xA1:
-				attrs = p.Value
-			}
+		if l, ok := findValue(obj.common.Value, 0x0C); ok {
+			o.Label = string(l)
 		}
-		if attrs == nil {
-			continue
+		if id, ok := findValue(obj.class.Value, 0x04); ok {
+			o.AuthID = fmt.Sprintf("%X", id)
 		}
-		in, err := apdu.ParseTLV(attrs)
+		if len(obj.typed) == 0 {
+			return nil
+		}
+		// The last [1] holds the type attributes.
+		in, err := apdu.ParseTLV(obj.typed[len(obj.typed)-1].Value)
 		if err != nil || len(in) == 0 || in[0].Tag != 0x30 {
-			continue // not PinAttributes
+			return nil // not PinAttributes
 		}
-		fields, err := in[0].Children()
+		fields, err := decodeTLV(in[0].Value, "AODF PinAttributes")
 		if err != nil {
-			return nil, fmt.Errorf("%w: AODF PinAttributes: %w", ErrFormat, err)
+			return err
 		}
-		o.Reference = -1
-		o.Flags = []string{}
-		ints := 0
-		for _, f := range fields {
-			switch f.Tag {
-			case 0x03:
-				o.Flags = bitNames(f.Value, pinFlagNames)
-			case 0x0A:
-				n, err := derInt(f.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%w: AODF pinType: %w", ErrFormat, err)
-				}
-				if n >= 0 && n < len(pinTypes) {
-					o.Type = pinTypes[n]
-				} else {
-					o.Type = fmt.Sprintf("unknown(%d)", n)
-				}
-			case 0x02:
-				n, err := derInt(f.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%w: AODF length: %w", ErrFormat, err)
-				}
-				switch ints {
-				case 0:
-					o.MinLength = n
-				case 1:
-					o.StoredLength = n
-				case 2:
-					o.MaxLength = n
-				}
-				ints++
-			case 0x80:
-				n, err := derInt(f.Value)
-				if err != nil {
-					return nil, fmt.Errorf("%w: AODF pinReference: %w", ErrFormat, err)
-				}
-				o.Reference = n
-			case 0x04:
-				if len(f.Value) == 1 {
-					o.PadChar = fmt.Sprintf("%02X", f.Value[0])
-				}
-			case 0x30:
-				if in, err := f.Children(); err == nil {
-					if p, ok := apdu.FindTLV(in, 0x04); ok {
-						o.Path = fmt.Sprintf("%X", p.Value)
-					}
-				}
-			}
+		if err := setPINAttributes(&o, fields); err != nil {
+			return err
 		}
 		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// setPINAttributes decodes the fields of PinAttributes into o.
+func setPINAttributes(o *PINObject, fields []apdu.TLV) error {
+	o.Reference = -1
+	o.Flags = []string{}
+	ints := 0
+	for _, f := range fields {
+		switch f.Tag {
+		case 0x03:
+			o.Flags = bitNames(f.Value, pinFlagNames)
+		case 0x0A:
+			n, err := derIntOf(f.Value, "AODF pinType")
+			if err != nil {
+				return err
+			}
+			if n >= 0 && n < len(pinTypes) {
+				o.Type = pinTypes[n]
+			} else {
+				o.Type = fmt.Sprintf("unknown(%d)", n)
+			}
+		case 0x02:
+			n, err := derIntOf(f.Value, "AODF length")
+			if err != nil {
+				return err
+			}
+			switch ints {
+			case 0:
+				o.MinLength = n
+			case 1:
+				o.StoredLength = n
+			case 2:
+				o.MaxLength = n
+			}
+			ints++
+		case 0x80:
+			if err := setDERInt(&o.Reference, f.Value, "AODF pinReference"); err != nil {
+				return err
+			}
+		case 0x04:
+			if len(f.Value) == 1 {
+				o.PadChar = fmt.Sprintf("%02X", f.Value[0])
+			}
+		case 0x30:
+			if p, ok := findValue(f.Value, 0x04); ok {
+				o.Path = fmt.Sprintf("%X", p)
+			}
+		}
+	}
+	return nil
+}
+
+// pkcs15Object is a PKCS#15 object (ISO 7816-15 PKCS15Object) split into
+// its parts: common is the first SEQUENCE (CommonObjectAttributes), class
+// the second (CommonAuthenticationObjectAttributes, CommonKeyAttributes),
+// typed the [1] elements (the type attributes), in order. An absent
+// SEQUENCE is the zero TLV, which has no children.
+type pkcs15Object struct {
+	common, class apdu.TLV
+	typed         []apdu.TLV
+}
+
+func splitObject(parts []apdu.TLV) pkcs15Object {
+	var o pkcs15Object
+	seqs := 0
+	for _, p := range parts {
+		switch {
+		case p.Tag == 0x30 && seqs == 0:
+			seqs++
+			o.common = p
+		case p.Tag == 0x30 && seqs == 1:
+			seqs++
+			o.class = p
+		case p.Tag == 0xA1:
+			o.typed = append(o.typed, p)
+		}
+	}
+	return o
+}
+
+// derIntOf is derInt with an ErrFormat error naming the field what.
+func derIntOf(v []byte, what string) (int, error) {
+	n, err := derInt(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %w", ErrFormat, what, err)
+	}
+	return n, nil
+}
+
+// setDERInt decodes the DER INTEGER v into *dst, which it leaves alone on
+// an ErrFormat error naming the field what.
+func setDERInt(dst *int, v []byte, what string) error {
+	n, err := derIntOf(v, what)
+	if err != nil {
+		return err
+	}
+	*dst = n
+	return nil
 }
 
 // derInt decodes a DER INTEGER value (two's complement) of up to 4 bytes.
@@ -386,72 +469,51 @@ var keyUsageNames = []string{"encrypt", "decrypt", "sign", "signRecover", "wrap"
 //	     30 commonKey{04 id, 03 usage, 03 access, 02 keyReference},
 //	     A1 { 30 { 30 path, 02 modulusLength } } }
 func ParsePrKDF(b []byte) ([]KeyObject, error) {
-	ts, err := apdu.ParseTLV(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: PrKDF: %w", ErrFormat, err)
-	}
 	out := []KeyObject{}
-	for _, t := range ts {
-		if t.Tag != 0x30 {
-			continue // RSA keys only ([n] for other key types)
-		}
-		parts, err := t.Children()
-		if err != nil {
-			return nil, fmt.Errorf("%w: PrKDF: %w", ErrFormat, err)
-		}
+	// RSA keys only ([n] for other key types).
+	err := eachTemplate(b, 0x30, "PrKDF", "PrKDF", func(parts []apdu.TLV) error {
+		obj := splitObject(parts)
 		k := KeyObject{KeyRef: -1, Usage: []string{}}
-		seqs := 0
-		for _, p := range parts {
-			switch {
-			case p.Tag == 0x30 && seqs == 0:
-				seqs++
-				if in, err := p.Children(); err == nil {
-					if l, ok := apdu.FindTLV(in, 0x0C); ok {
-						k.Label = string(l.Value)
-					}
-					if a, ok := apdu.FindTLV(in, 0x04); ok {
-						k.AuthID = fmt.Sprintf("%X", a.Value)
-					}
+		if l, ok := findValue(obj.common.Value, 0x0C); ok {
+			k.Label = string(l)
+		}
+		if a, ok := findValue(obj.common.Value, 0x04); ok {
+			k.AuthID = fmt.Sprintf("%X", a)
+		}
+		in, err := decodeTLV(obj.class.Value, "PrKDF key attributes")
+		if err != nil {
+			return err
+		}
+		bits := 0
+		for _, f := range in {
+			switch f.Tag {
+			case 0x04:
+				k.ID = fmt.Sprintf("%X", f.Value)
+			case 0x03:
+				if bits == 0 {
+					k.Usage = bitNames(f.Value, keyUsageNames)
 				}
-			case p.Tag == 0x30 && seqs == 1:
-				seqs++
-				in, err := p.Children()
-				if err != nil {
-					return nil, fmt.Errorf("%w: PrKDF key attributes: %w", ErrFormat, err)
+				bits++
+			case 0x02:
+				if err := setDERInt(&k.KeyRef, f.Value, "PrKDF keyReference"); err != nil {
+					return err
 				}
-				bits := 0
-				for _, f := range in {
-					switch f.Tag {
-					case 0x04:
-						k.ID = fmt.Sprintf("%X", f.Value)
-					case 0x03:
-						if bits == 0 {
-							k.Usage = bitNames(f.Value, keyUsageNames)
-						}
-						bits++
-					case 0x02:
-						n, err := derInt(f.Value)
-						if err != nil {
-							return nil, fmt.Errorf("%w: PrKDF keyReference: %w", ErrFormat, err)
-						}
-						k.KeyRef = n
-					}
-				}
-			case p.Tag == 0xA1:
-				if in, err := p.Children(); err == nil {
-					if s, ok := apdu.FindTLV(in, 0x30); ok {
-						if f, err := s.Children(); err == nil {
-							if n, ok := apdu.FindTLV(f, 0x02); ok {
-								if v, err := derInt(n.Value); err == nil {
-									k.Bits = v
-								}
-							}
-						}
+			}
+		}
+		for _, t := range obj.typed {
+			if s, ok := findValue(t.Value, 0x30); ok {
+				if n, ok := findValue(s, 0x02); ok {
+					if v, err := derInt(n); err == nil {
+						k.Bits = v
 					}
 				}
 			}
 		}
 		out = append(out, k)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -474,17 +536,13 @@ type SECRT struct {
 // ParseSE decodes the answer to GET DATA of an SE:
 // 70 { BF FB <ref> { 7B { A4 { 83 ref, 95 usage } ... } } }.
 func ParseSE(b []byte) (*SE, error) {
-	top, err := apdu.ParseTLV(b)
+	t70, err := requireTLV(b, 0x70, "SE", "70 template")
 	if err != nil {
-		return nil, fmt.Errorf("%w: SE: %w", ErrFormat, err)
+		return nil, err
 	}
-	t70, ok := apdu.FindTLV(top, 0x70)
-	if !ok {
-		return nil, fmt.Errorf("%w: SE: no 70 template", ErrFormat)
-	}
-	in, err := t70.Children()
+	in, err := decodeTLV(t70.Value, "SE")
 	if err != nil {
-		return nil, fmt.Errorf("%w: SE: %w", ErrFormat, err)
+		return nil, err
 	}
 	var sdo apdu.TLV
 	found := false
@@ -498,27 +556,21 @@ func ParseSE(b []byte) (*SE, error) {
 		return nil, fmt.Errorf("%w: SE: no BF FB xx", ErrFormat)
 	}
 	se := &SE{Ref: int(sdo.Tag & 0xFF), CRTs: []SECRT{}}
-	parts, err := sdo.Children()
+	t7b, err := requireTLV(sdo.Value, 0x7B, "SE", "7B")
 	if err != nil {
-		return nil, fmt.Errorf("%w: SE: %w", ErrFormat, err)
+		return nil, err
 	}
-	t7b, ok := apdu.FindTLV(parts, 0x7B)
-	if !ok {
-		return nil, fmt.Errorf("%w: SE: no 7B", ErrFormat)
-	}
-	crts, err := t7b.Children()
+	crts, err := decodeTLV(t7b.Value, "SE")
 	if err != nil {
-		return nil, fmt.Errorf("%w: SE: %w", ErrFormat, err)
+		return nil, err
 	}
 	for _, c := range crts {
 		crt := SECRT{Tag: fmt.Sprintf("%X", c.Tag)}
-		if f, err := c.Children(); err == nil {
-			if v, ok := apdu.FindTLV(f, 0x83); ok {
-				crt.CHV = apdu.Hex(v.Value)
-			}
-			if v, ok := apdu.FindTLV(f, 0x95); ok {
-				crt.Usage = apdu.Hex(v.Value)
-			}
+		if v, ok := findValue(c.Value, 0x83); ok {
+			crt.CHV = apdu.Hex(v)
+		}
+		if v, ok := findValue(c.Value, 0x95); ok {
+			crt.Usage = apdu.Hex(v)
 		}
 		se.CRTs = append(se.CRTs, crt)
 	}
@@ -545,9 +597,9 @@ func ParseCHVSizes(b []byte) (*CHVSizes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: CHV public data: %w", ErrFormat, err)
 	}
-	f, err := apdu.ParseTLV(pub)
+	f, err := decodeTLV(pub, "CHV public data")
 	if err != nil {
-		return nil, fmt.Errorf("%w: CHV public data: %w", ErrFormat, err)
+		return nil, err
 	}
 	s := &CHVSizes{Max: -1, Min: -1}
 	for _, t := range f {
