@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/card/cps"
 	"github.com/cpsagent/cpsagent/internal/card/pcsc"
 	"github.com/cpsagent/cpsagent/internal/config"
 	"github.com/cpsagent/cpsagent/internal/consent"
@@ -46,8 +47,15 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	t := pcsc.New(pcsc.Options{})
 	defer t.Close()
-	deps := doctorDeps(cfg, cfgErr, card.New(t, card.Options{}), t.Begin)
-	err := doctor.Main(ctx, args, stdout, stderr, deps)
+	// The card quirks the agent would run with, so that cards are
+	// recognised as the agent recognises them; a bad file is the quirks
+	// check's finding (and the built-in quirks are used here).
+	quirks, err := loadAgentQuirks(zap.NewNop())
+	if err != nil {
+		quirks = cps.DefaultQuirks()
+	}
+	deps := doctorDeps(cfg, cfgErr, card.New(t, card.Options{Quirks: quirks}), t.Begin)
+	err = doctor.Main(ctx, args, stdout, stderr, deps)
 	switch {
 	case errors.Is(err, doctor.ErrUsage):
 		return usageError{err}
@@ -82,6 +90,7 @@ func doctorDeps(cfg *config.Config, cfgErr error, readers interface {
 		ConfigErr:    cfgErr,
 		AllowOrigins: cfg.AllowOrigins,
 		PolicyPath:   consent.DefaultPolicyPath(),
+		QuirksPath:   config.QuirksFile(),
 		StateDir:     cfg.StateDir,
 		LogDir:       filepath.Join(cfg.StateDir, "logs"),
 		Pinentry:     cfg.Pinentry,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/card/cps"
 	"github.com/cpsagent/cpsagent/internal/consent"
 	"github.com/cpsagent/cpsagent/internal/i18n"
 )
@@ -403,6 +404,31 @@ func checkConfig(d Deps) Check {
 	default:
 		c.Status, c.Detail = OK, msg(i18n.DoctorConfigOK, len(d.AllowOrigins))
 	}
+	return c
+}
+
+// checkQuirks reports which card quirks the agent runs with: the built-in
+// ones, or the administrator's quirks.json (what it changes), or a file the
+// agent would refuse (serve exits on it).
+func checkQuirks(d Deps) Check {
+	c := Check{ID: "quirks", Title: msg(i18n.DoctorQuirksTitle)}
+	if d.QuirksPath == "" {
+		c.Status = Skip
+		return c
+	}
+	c.Facts = append(c.Facts, "file: "+d.QuirksPath)
+	q, src, err := cps.LoadQuirks(d.QuirksPath)
+	if err != nil {
+		c.Status, c.Detail, c.Hint = Fail, msg(i18n.DoctorQuirksBad, err), msg(i18n.DoctorQuirksBadHint)
+		return c
+	}
+	shipped, err := cps.ShippedQuirks()
+	changed := cps.DiffQuirks(shipped, q)
+	if err != nil || src != d.QuirksPath || len(changed) == 0 {
+		c.Status, c.Detail = OK, msg(i18n.DoctorQuirksShipped)
+		return c
+	}
+	c.Status, c.Detail = OK, msg(i18n.DoctorQuirksChanged, len(changed), strings.Join(changed, ", "))
 	return c
 }
 

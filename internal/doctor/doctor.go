@@ -95,6 +95,9 @@ type Deps struct {
 	AllowOrigins []string
 	// PolicyPath is the machine policy file (consent.DefaultPolicyPath()).
 	PolicyPath string
+	// QuirksPath is the administrator's card quirks file
+	// (config.QuirksFile()); "" skips the check.
+	QuirksPath string
 	// StateDir holds consent.json and the ledger.
 	StateDir string
 	// LogDir holds the agent's logs (for the bundle).
@@ -122,7 +125,7 @@ func Run(ctx context.Context, d Deps) Report {
 	r.Checks = append(r.Checks, checkCards(ctx, d)...)
 	r.Checks = append(r.Checks, checkAgent(ctx, d))
 	r.Checks = append(r.Checks, checkTLS(d))
-	r.Checks = append(r.Checks, checkConfig(d), checkPolicy(d), checkPinentry(d))
+	r.Checks = append(r.Checks, checkConfig(d), checkPolicy(d), checkQuirks(d), checkPinentry(d))
 	return r
 }
 

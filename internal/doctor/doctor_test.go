@@ -445,3 +445,45 @@ func TestMain_CLI(t *testing.T) {
 		t.Fatalf("bundle: %v %s", err, errb.String())
 	}
 }
+
+// TestQuirksCheck: the doctor says which card quirks the agent runs with,
+// names what an administrator's quirks.json changes, and fails on a file
+// the agent would refuse.
+func TestQuirksCheck(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "quirks.json")
+	for _, tt := range []struct {
+		name, file string // file "": absent
+		status     Status
+		key        i18n.Key
+		mentions   string
+	}{
+		{"absent", "", OK, i18n.DoctorQuirksShipped, ""},
+		{"same as shipped", `{"version": 1, "pinEncoding": "ascii"}`, OK, i18n.DoctorQuirksShipped, ""},
+		{"changed", `{"version": 1, "pinEncoding": "bcd", "verifyP2Pin": "81"}`, OK, i18n.DoctorQuirksChanged, "pinEncoding"},
+		{"unknown key", `{"version": 1, "pinEncodng": "bcd"}`, Fail, i18n.DoctorQuirksBad, "pinEncodng"},
+		{"not JSON", `pinEncoding=bcd`, Fail, i18n.DoctorQuirksBad, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_ = os.Remove(path)
+			if tt.file != "" {
+				if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := checkQuirks(Deps{QuirksPath: path})
+			if c.Status != tt.status || c.Detail.Key != tt.key {
+				t.Fatalf("check = %s %s (%v), want %s %s", c.Status, c.Detail.Key, c.Detail.Args, tt.status, tt.key)
+			}
+			if tt.mentions != "" && !strings.Contains(fmt.Sprint(c.Detail.Args...), tt.mentions) {
+				t.Errorf("detail %v does not mention %s", c.Detail.Args, tt.mentions)
+			}
+			if tt.status == Fail && c.Hint.Key != i18n.DoctorQuirksBadHint {
+				t.Errorf("no hint: %+v", c.Hint)
+			}
+		})
+	}
+	if c := checkQuirks(Deps{}); c.Status != Skip {
+		t.Errorf("no path: %s", c.Status)
+	}
+}

@@ -150,6 +150,11 @@ const (
 	DoctorConfigNoOrigin   Key = "doctor.config.no-origin"
 	DoctorConfigError      Key = "doctor.config.error"
 	DoctorConfigHint       Key = "doctor.config.hint"
+	DoctorQuirksTitle      Key = "doctor.quirks.title"
+	DoctorQuirksShipped    Key = "doctor.quirks.shipped"
+	DoctorQuirksChanged    Key = "doctor.quirks.changed"
+	DoctorQuirksBad        Key = "doctor.quirks.bad"
+	DoctorQuirksBadHint    Key = "doctor.quirks.bad.hint"
 	DoctorPolicyTitle      Key = "doctor.policy.title"
 	DoctorPolicyNone       Key = "doctor.policy.none"
 	DoctorPolicyOK         Key = "doctor.policy.ok"
@@ -308,6 +313,11 @@ var catalogue = map[Key]msg{
 	DoctorConfigNoOrigin:   {FR: "Aucun site autorisé par la configuration : chaque nouveau site demandera votre accord.", EN: "No site allowed by the configuration: each new site will ask for your consent."},
 	DoctorConfigError:      {FR: "Configuration invalide : %v", EN: "Invalid configuration: %v"},
 	DoctorConfigHint:       {FR: "Corrigez le fichier de configuration (JSON strict) ou supprimez-le pour revenir aux réglages par défaut.", EN: "Fix the configuration file (strict JSON) or delete it to go back to the defaults."},
+	DoctorQuirksTitle:      {FR: "Particularités des cartes", EN: "Card quirks"},
+	DoctorQuirksShipped:    {FR: "Réglages de carte intégrés (aucun fichier quirks.json de l'administrateur).", EN: "Built-in card settings (no administrator quirks.json)."},
+	DoctorQuirksChanged:    {FR: "quirks.json de l'administrateur en vigueur : %d réglage(s) modifié(s) (%s).", EN: "Administrator quirks.json in force: %d setting(s) changed (%s)."},
+	DoctorQuirksBad:        {FR: "quirks.json illisible : l'agent refuse de démarrer avec ce fichier : %v", EN: "quirks.json unreadable: the agent refuses to start with this file: %v"},
+	DoctorQuirksBadHint:    {FR: "Corrigez ou supprimez le fichier (docs/field-test.md) ; « cpsagent probe --quirks-out » écrit celui qui convient à la carte.", EN: "Fix or delete the file (docs/field-test.md); \"cpsagent probe --quirks-out\" writes the one that fits the card."},
 	DoctorPolicyTitle:      {FR: "Politique de l'administrateur", EN: "Administrator policy"},
 	DoctorPolicyNone:       {FR: "Aucune politique machine : l'utilisateur décide des sites autorisés.", EN: "No machine policy: the user decides which sites are allowed."},
 	DoctorPolicyOK:         {FR: "Politique en vigueur : %d site(s) autorisé(s), %d interdit(s) ; l'utilisateur peut en ajouter.", EN: "Policy in force: %d site(s) allowed, %d forbidden; the user may add more."},
