@@ -46,6 +46,10 @@ type InProcOptions struct {
 	ReadHeaderTimeout time.Duration
 	// Logger for the API and the engine (default none).
 	Logger *zap.Logger
+	// NoPreRead turns off the engine's identity read after insertion: the
+	// first GET /v1/card then reads the card (StartInProcess waits for the
+	// card to be seen instead of read).
+	NoPreRead bool
 }
 
 // InProc is the agent's API, card engine and an in-memory reader running
@@ -103,7 +107,7 @@ func StartInProcess(o InProcOptions) (*InProc, error) {
 	if err := mr.Insert(InProcReader, inserted); err != nil {
 		return nil, err
 	}
-	eng := card.New(mr, card.Options{Logger: o.Logger})
+	eng := card.New(mr, card.Options{Logger: o.Logger, NoPreRead: o.NoPreRead})
 	srv, err := api.New(api.Options{AllowedOrigins: o.Origins, Version: "harness", PINTimeout: o.PINTimeout,
 		Logger: o.Logger, DebugMetrics: true, ReadHeaderTimeout: o.ReadHeaderTimeout}, eng, o.Prompter)
 	if err != nil {
@@ -130,7 +134,7 @@ func StartInProcess(o InProcOptions) (*InProc, error) {
 		st := eng.Status()
 		ready := false
 		for _, r := range st.Readers {
-			ready = ready || (r.Name == InProcReader && r.Card != nil && r.Card.Serial != "")
+			ready = ready || (r.Name == InProcReader && r.Card != nil && (r.Card.Serial != "" || o.NoPreRead))
 		}
 		if ready {
 			return p, nil

@@ -76,9 +76,9 @@ func (g *gatedCard) open() {
 	}
 }
 
-func startInProc(t *testing.T, g *gatedCard) *harness.InProc {
+func startInProc(t *testing.T, g *gatedCard, noPreRead bool) *harness.InProc {
 	t.Helper()
-	p, err := harness.StartInProcess(harness.InProcOptions{Dir: t.TempDir(), Card: g.card})
+	p, err := harness.StartInProcess(harness.InProcOptions{Dir: t.TempDir(), Card: g.card, NoPreRead: noPreRead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,21 +113,23 @@ func do(p *harness.InProc, ctx context.Context, method, path, body string) harne
 // /v1/card reads cached state and that agent_busy means "another card
 // operation or PIN prompt in progress". But the engine takes the reader for
 // GET /v1/card as a user operation (card.Engine.Card → acquire(internal =
-// false), reading the serial number again: 2 APDUs, 80 ms on a CPS3), so a
-// signature requested while a page refreshes the identity fails at once
-// with agent_busy. Found by the benchmark's load phase (16 clients reading
+// false), reading the serial number again: 2 APDUs, 80 ms on a CPS3; a
+// cold read takes seconds), so a signature requested while a page reads
+// the identity fails at once with agent_busy. Found by the benchmark's load phase (16 clients reading
 // /v1/card while signing): some signatures got agent_busy.
 //
 // Expected: the signature waits for the short identity read (as it already
 // waits for the automatic read after insertion) and succeeds.
 func TestRegressionSignNotBusyDuringIdentityRead(t *testing.T) {
 	g := newGatedCard(t)
-	p := startInProc(t, g)
+	p := startInProc(t, g, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q := "?reader=" + url.QueryEscape(harness.InProcReader)
 
-	// A page reads the identity; the card is slow to answer.
+	// A page reads the identity of a card the agent has not read yet (a
+	// warm read of the card in place sends no APDU); the card is slow to
+	// answer.
 	g.close()
 	cardDone := make(chan harness.Result, 1)
 	go func() { cardDone <- do(p, ctx, http.MethodGet, "/v1/card"+q, "") }()
@@ -250,7 +252,7 @@ func TestRegressionRecoversFromMuteCard(t *testing.T) {
 // flags: waitable (internal, Card) and mayWait (user operations and Card).
 func TestRegressionIdentityReadWaitsForReadAfterInsertion(t *testing.T) {
 	g := newGatedCard(t)
-	p := startInProc(t, g)
+	p := startInProc(t, g, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q := "?reader=" + url.QueryEscape(harness.InProcReader)

@@ -150,12 +150,14 @@ func CarriesSecret(ins byte) bool { return secretINS[ins] }
 // carriesDocument reports whether a command's data field holds bytes of the
 // signed document: PSO HASH (00 2A 90 A0) carries the message tail.
 func carriesDocument(cmd []byte) bool {
-	return len(cmd) > 5 && cmd[1] == InsPerformSecurityOp && cmd[2] == 0x90 && cmd[3] == 0xA0
+	return len(cmd) > 5 && (cmd[1] == InsPerformSecurityOp || cmd[1] == InsInternalAuthenticate)
 }
 
 // Redact formats a command APDU for a trace or log with the data of PIN
-// commands and of PSO HASH (document bytes) replaced by "**" per byte, so a
-// trace can never leak a PIN or what was signed.
+// commands and of every cryptographic operation (PSO HASH carries document
+// bytes; PSO CDS, PSO DECIPHER and INTERNAL AUTHENTICATE carry hashes of
+// what is signed) replaced by "**" per byte, so a trace can never leak a
+// PIN or tell what was signed.
 func Redact(cmd []byte) string {
 	if len(cmd) > 5 && (CarriesSecret(cmd[1]) || carriesDocument(cmd)) {
 		masked := strings.Repeat(" **", len(cmd)-5)

@@ -99,6 +99,19 @@ func TestRedactHidesPIN(t *testing.T) {
 	if got := Redact([]byte{0x00, 0x2A, 0x90, 0xA0, 0x04, 0x90, 0x00, 0x80, 0x00}); got != "00 2A 90 A0 04 ** ** ** **" {
 		t.Fatalf("PSO HASH = %q", got)
 	}
+	for _, tt := range []struct {
+		cmd  []byte
+		want string
+	}{
+		{[]byte{0x00, 0x2A, 0x9E, 0x9A, 0x02, 0xAB, 0xCD, 0x00}, "00 2A 9E 9A 02 ** ** **"}, // PSO CDS, hash as data (CPS4)
+		{[]byte{0x01, 0x2A, 0x80, 0x86, 0x02, 0x00, 0x01}, "01 2A 80 86 02 ** **"},          // PSO DECIPHER (CPS4 authentication)
+		{[]byte{0x00, 0x88, 0x00, 0x00, 0x02, 0x30, 0x31, 0x00}, "00 88 00 00 02 ** ** **"}, // INTERNAL AUTHENTICATE
+		{[]byte{0x00, 0x2A, 0x9E, 0x9A, 0x00}, "00 2A 9E 9A 00"},                            // no data: nothing to hide
+	} {
+		if got := Redact(tt.cmd); got != tt.want {
+			t.Errorf("Redact(% X) = %q, want %q", tt.cmd, got, tt.want)
+		}
+	}
 	if got := Redact([]byte{0x00, 0xA4, 0x09, 0x0C, 0x02, 0x3F, 0x00}); got != "00 A4 09 0C 02 3F 00" {
 		t.Fatalf("SELECT = %q", got)
 	}
