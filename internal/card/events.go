@@ -165,16 +165,30 @@ func (e *Engine) forgetLocked(s *slot) {
 // (no identity-available) until someone reads it.
 var preReadBackoff = []time.Duration{200 * time.Millisecond, 600 * time.Millisecond, 1500 * time.Millisecond, 3 * time.Second}
 
-// preRead reads the identity of a card just inserted and announces it,
-// retrying after transport failures while the same card stays inserted.
+// preRead reads the identity of a card just inserted and announces it.
+// While a PIN operation holds the reader (a card put in while a PIN dialog
+// is open), it waits for the operation to end, then reads: otherwise the
+// card would stay without identity (no identity-available, no serial in
+// the status) until someone asks for it. After a transport failure or a
+// card that did not answer properly, it tries again while the same card
+// stays inserted.
 func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		err := e.preReadOnce(ctx, reader, gen)
-		if err == nil || attempt == len(preReadBackoff) ||
-			!errors.Is(err, apdu.ErrTransport) && !errors.Is(err, ErrCardReset) {
+		switch {
+		case err == nil, ctx.Err() != nil:
 			return
+		case errors.Is(err, ErrBusy):
+			e.waitIdle(ctx, reader)
+			continue
+		case attempt == len(preReadBackoff):
+			return
+		case errors.Is(err, apdu.ErrTransport), errors.Is(err, ErrCardReset), errors.Is(err, ErrCardFailure):
+		default:
+			return // no card any more, not a CPS card…: nothing a retry changes
 		}
 		t := time.NewTimer(preReadBackoff[attempt])
+		attempt++
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -185,11 +199,12 @@ func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
 }
 
 // preReadOnce is one automatic identity read; it returns the read's error
-// (nil also when there is nothing to do).
+// (nil also when there is nothing to do), ErrBusy while a PIN operation
+// holds the reader.
 func (e *Engine) preReadOnce(ctx context.Context, reader string, gen uint64) error {
 	release, err := e.acquire(ctx, reader, true)
 	if err != nil {
-		return nil // a PIN operation holds the reader; it reads what it needs
+		return err
 	}
 	defer release()
 	e.mu.Lock()

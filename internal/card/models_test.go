@@ -648,3 +648,45 @@ func TestIdentityReadRetriedAfterTransportFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityReadAfterPINOperationThatHeldTheReader: a card put back in
+// while a PIN dialog is open cannot be read then (the operation holds the
+// reader); once the operation ends the engine reads and announces it, so
+// the status shows its serial without anyone asking. Found by the CI soak
+// (the card stayed without identity after the faults).
+func TestIdentityReadAfterPINOperationThatHeldTheReader(t *testing.T) {
+	tr := memreader.New("R")
+	eng := card.New(tr, card.Options{})
+	evs := runEngine(t, eng)
+	c := newModelCard(t, virtual.ModelCPS3, "medecin", virtual.Behaviour{})
+	_ = tr.Insert("R", c)
+	expect(t, evs, card.EventIdentityReady, "R")
+
+	prompted, answer := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.Sign(context.Background(), "R", []byte("x"), func(ctx context.Context, _ card.PINRequest) ([]byte, error) {
+			close(prompted)
+			<-answer
+			return []byte(virtual.DefaultPIN), nil
+		})
+		done <- err
+	}()
+	<-prompted
+	tr.Remove("R")
+	expect(t, evs, card.EventCardRemoved, "R")
+	_ = tr.Insert("R", c)
+	expect(t, evs, card.EventCardInserted, "R")
+	close(answer)
+	if err := <-done; err != nil {
+		t.Logf("the signature after the card came back: %v", err)
+	}
+	if ev := expect(t, evs, card.EventIdentityReady, "R"); ev.Serial != agentSerial(c) {
+		t.Fatalf("identity-available %+v", ev)
+	}
+	for _, r := range eng.Status().Readers {
+		if r.Name == "R" && (r.Card == nil || r.Card.Serial != agentSerial(c)) {
+			t.Fatalf("status %+v", r)
+		}
+	}
+}

@@ -273,7 +273,8 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.WaitCard(ctx, s.reader, true, 90*time.Second); err != nil {
-		s.violate("the agent did not see the card again after the faults: %v", err)
+		s.violate("the agent did not see the card again after the faults: %v\nits last card log lines:\n%s",
+			err, cardLogTail(a.LogFile, 30))
 	} else {
 		s.final(ctx, "after the soak")
 	}
@@ -902,4 +903,23 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// cardLogTail returns the last n lines of the agent's log that are about
+// the card (to explain a failure).
+func cardLogTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"card`) || strings.Contains(l, "identity") || strings.Contains(l, "pcsc") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
 }
