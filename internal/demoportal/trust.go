@@ -76,6 +76,9 @@ func withAnchors(tpl *cpsverify.Verifier, roots, inters *x509.CertPool) *cpsveri
 		MaxNonceAge:      tpl.MaxNonceAge,
 		AllowTestCards:   tpl.AllowTestCards,
 		RequireTestCards: tpl.RequireTestCards,
+
+		Revocation:         tpl.Revocation,
+		RevocationSoftFail: tpl.RevocationSoftFail,
 	}
 }
 

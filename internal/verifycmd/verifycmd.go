@@ -1,12 +1,15 @@
 // Package verifycmd is `cpsagent verify`: the relying-party checks of
 // pkg/cpsverify on the command line, for portal developers and support.
 //
-//	cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE... [TOKEN.json|-]
-//	cpsagent verify cades --ca FILE... (--document FILE | --digest SHA256) SIGNATURE.p7s
+//	cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE... [--crl FILE...] [TOKEN.json|-]
+//	cpsagent verify cades --ca FILE... [--crl FILE...] (--document FILE | --digest SHA256) SIGNATURE.p7s
 //
 // Without the word token/cades the kind is taken from the flags (--origin
-// or --nonce: token; --document or --digest: cades). Exit status 0: valid;
-// 1: the token or signature is refused; 2: usage or input error.
+// or --nonce: token; --document or --digest: cades). With --crl the
+// certificate's revocation is checked against the CRLs given, fail closed:
+// a card certificate whose CA has no current CRL among them is refused.
+// Nothing is downloaded. Exit status 0: valid; 1: the token or signature
+// is refused; 2: usage or input error.
 package verifycmd
 
 import (
@@ -51,6 +54,7 @@ type options struct {
 	document  string
 	digest    string
 	cas       listFlag
+	crls      listFlag
 	testCards string
 	at        string
 	json      bool
@@ -86,12 +90,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.document, "document", "", "cades: the signed document `FILE`")
 	fs.StringVar(&o.digest, "digest", "", "cades: the document's SHA-256, hex or base64, instead of --document")
 	fs.Var(&o.cas, "ca", "trust anchors `FILE`: PEM, DER or .p7b holding roots and intermediates (repeatable, required)")
+	fs.Var(&o.crls, "crl", "check revocation against this CRL `FILE`, PEM or DER (repeatable; fail closed: a certificate whose CA has no current CRL is refused)")
 	fs.StringVar(&o.testCards, "test-cards", "refuse", "IGC-Santé test cards: refuse, allow or require")
-	fs.StringVar(&o.at, "at", "", "check certificate validity at this `TIME` (RFC 3339) instead of now")
+	fs.StringVar(&o.at, "at", "", "check certificate validity (and CRL currency) at this `TIME` (RFC 3339) instead of now")
 	fs.BoolVar(&o.json, "json", false, "print the verdict as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE [flags] [TOKEN.json|-]")
-		fmt.Fprintln(stderr, "       cpsagent verify cades --ca FILE (--document FILE | --digest SHA256) [flags] SIGNATURE.p7s")
+		fmt.Fprintln(stderr, "usage: cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE [--crl FILE] [flags] [TOKEN.json|-]")
+		fmt.Fprintln(stderr, "       cpsagent verify cades --ca FILE [--crl FILE] (--document FILE | --digest SHA256) [flags] SIGNATURE.p7s")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Exit status: 0 valid, 1 refused, 2 usage or input error.")
 		fmt.Fprintln(stderr)
@@ -198,6 +203,13 @@ func newVerifier(o *options) (*cpsverify.Verifier, error) {
 		AllowTestCards:   o.testCards == "allow",
 		RequireTestCards: o.testCards == "require",
 	}
+	if len(o.crls) > 0 {
+		crls, err := cpsverify.LoadCRLs(o.crls...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --crl: %w", ErrUsage, err)
+		}
+		v.Revocation = cpsverify.NewCRLChecker(crls...) // fail closed
+	}
 	if o.kind == "token" {
 		v.AllowedOrigins = []string{o.origin}
 		v.Nonces = &singleNonce{nonce: o.nonce, issued: now}
@@ -253,6 +265,8 @@ type verdict struct {
 	Error    string          `json:"error,omitempty"`
 	Origin   string          `json:"origin,omitempty"`
 	Identity *cpsid.Identity `json:"identity,omitempty"`
+	// Revocation is "not_revoked" when --crl was given and the chain passed.
+	Revocation string `json:"revocation,omitempty"`
 	// cades only
 	SigningTime                 *time.Time `json:"signingTime,omitempty"`
 	DigestAlgorithm             string     `json:"digestAlgorithm,omitempty"`
@@ -289,7 +303,7 @@ func verifyToken(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 		id, err = v.VerifyAuthToken(ctx, tok, o.origin, o.nonce)
 	}
 	if err == nil {
-		out.Valid, out.Identity = true, id
+		out.Valid, out.Identity, out.Revocation = true, id, revocationOf(o)
 		if der, derr := base64.StdEncoding.DecodeString(tok.UnverifiedCertificate); derr == nil {
 			if c, cerr := x509.ParseCertificate(der); cerr == nil {
 				out.Certificate = viewOf(c)
@@ -329,6 +343,7 @@ func verifyCAdES(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 	}
 	if out.Error == "" && rep != nil {
 		out.Valid = true
+		out.Revocation = revocationOf(o)
 		out.Identity = rep.Signer
 		out.SigningTime = rep.SigningTime
 		out.DigestAlgorithm = rep.DigestAlgorithm
@@ -340,6 +355,14 @@ func verifyCAdES(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 		}
 	}
 	return report(stdout, o.json, out)
+}
+
+// revocationOf is the Revocation of a valid verdict.
+func revocationOf(o *options) string {
+	if len(o.crls) > 0 {
+		return "not_revoked"
+	}
+	return ""
 }
 
 // parseDigest reads a SHA-256 given as 64 hex digits or base64.
@@ -373,6 +396,10 @@ func reason(err error) string {
 		return "certificate_not_yet_valid"
 	case errors.Is(err, cpsverify.ErrCertificateUntrusted):
 		return "certificate_untrusted"
+	case errors.Is(err, cpsverify.ErrRevoked):
+		return "certificate_revoked"
+	case errors.Is(err, cpsverify.ErrRevocationUnknown):
+		return "revocation_unknown"
 	case errors.Is(err, cpsverify.ErrKeyUsage):
 		return "key_usage"
 	case errors.Is(err, cpsverify.ErrTestCard):
@@ -460,6 +487,9 @@ func printHuman(w io.Writer, v verdict) {
 	}
 	if len(v.Chain) > 0 {
 		row("chain", strings.Join(v.Chain, " → "))
+	}
+	if v.Revocation != "" {
+		row("revocation", "not revoked (checked against the CRLs given)")
 	}
 	_ = tw.Flush()
 }

@@ -40,6 +40,12 @@ type fixture struct {
 	p7s, p7sAuthKey      string
 	docDigestHex, digB64 string
 	signNotAfter         time.Time
+	// CRLs, current now unless named otherwise
+	crlGood, crlGoodPEM string // the intermediate's CRL, DER and PEM, holder not listed
+	crlRevoked          string // PEM, both holder certificates revoked
+	crlOther            string // same CA names, other keys
+	crlExpired          string
+	arl                 string // the root's CRL only
 }
 
 var (
@@ -174,8 +180,43 @@ func build(f *fixture) error {
 	if err != nil {
 		return err
 	}
-	f.p7sAuthKey, err = write(d, "auth.p7s", sigAuth)
-	return err
+	if f.p7sAuthKey, err = write(d, "auth.p7s", sigAuth); err != nil {
+		return err
+	}
+	return buildCRLs(f, pki, other, auth, sign, expAuth, now)
+}
+
+func buildCRLs(f *fixture, pki, other *cpstest.PKI, auth, sign, expAuth *x509.Certificate, now time.Time) error {
+	at := now.Add(-30 * time.Minute)
+	files := []struct {
+		dst  *string
+		name string
+		pki  *cpstest.PKI
+		o    cpstest.CRLOptions
+		pem  bool
+	}{
+		{&f.crlGood, "ac.crl", pki, cpstest.CRLOptions{Revoked: []x509.RevocationListEntry{cpstest.Revoke(expAuth, at, cpstest.ReasonSuperseded)}}, false},
+		{&f.crlGoodPEM, "ac.crl.pem", pki, cpstest.CRLOptions{}, true},
+		{&f.crlRevoked, "revoked.pem", pki, cpstest.CRLOptions{Revoked: []x509.RevocationListEntry{
+			cpstest.Revoke(auth, at, cpstest.ReasonKeyCompromise), cpstest.Revoke(sign, at, cpstest.ReasonKeyCompromise)}}, true},
+		{&f.crlOther, "other.crl", other, cpstest.CRLOptions{}, false},
+		{&f.crlExpired, "expired.crl", pki, cpstest.CRLOptions{ThisUpdate: now.Add(-8 * 24 * time.Hour), NextUpdate: now.Add(-time.Hour)}, false},
+		{&f.arl, "arl.crl", pki, cpstest.CRLOptions{ByRoot: true}, false},
+	}
+	for _, c := range files {
+		crl, err := c.pki.IssueCRL(c.o)
+		if err != nil {
+			return err
+		}
+		data := crl.Raw
+		if c.pem {
+			data = cpstest.CRLPEM(crl.Raw)
+		}
+		if *c.dst, err = write(f.dir, c.name, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func run(args ...string) (string, error) {
@@ -231,6 +272,27 @@ func TestVerify(t *testing.T) {
 			[]string{"certificate_untrusted"}},
 		{"cades not CMS", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc, f.doc}, ErrInvalid,
 			[]string{"malformed"}},
+		// Revocation (--crl, fail closed).
+		{"token not revoked (DER CRL)", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlGood, f.token}, nil,
+			[]string{"VALID authentication token", "revocation", "not revoked"}},
+		{"token not revoked (PEM CRL, ARL too)", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlGoodPEM, "--crl", f.arl, f.token}, nil,
+			[]string{"not revoked"}},
+		{"token revoked", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlRevoked, f.token}, ErrInvalid,
+			[]string{"INVALID authentication token: certificate_revoked", "keyCompromise", "899700367917"}},
+		{"token CRL of another CA", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlOther, f.token}, ErrInvalid,
+			[]string{"revocation_unknown", "not signed by the issuer's key"}},
+		{"token expired CRL", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlExpired, f.token}, ErrInvalid,
+			[]string{"revocation_unknown", "out of date"}},
+		{"token no CRL for the card's CA", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.arl, f.token}, ErrInvalid,
+			[]string{"revocation_unknown", "no CRL for the issuer", cpstest.TestIntermediateCN}},
+		{"token CRL out of date at --at", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlGood,
+			"--at", time.Now().Add(8 * 24 * time.Hour).Format(time.RFC3339), f.token}, ErrInvalid, []string{"revocation_unknown"}},
+		{"cades not revoked", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlGood, "--document", f.doc, f.p7s}, nil,
+			[]string{"VALID CAdES signature", "not revoked"}},
+		{"cades revoked", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--crl", f.crlGood, "--crl", f.crlRevoked, "--document", f.doc, f.p7s}, ErrInvalid,
+			[]string{"INVALID CAdES signature: certificate_revoked"}},
+		{"cades no CRL for the card's CA", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--crl", f.arl, "--document", f.doc, f.p7s}, ErrInvalid,
+			[]string{"revocation_unknown"}},
 		// Usage and input errors.
 		{"no kind", []string{"--ca", f.chain, f.token}, ErrUsage, nil},
 		{"no ca", []string{"token", "--origin", origin, "--nonce", nonce, f.token}, ErrUsage, nil},
@@ -245,6 +307,8 @@ func TestVerify(t *testing.T) {
 		{"missing input", []string{"cades", "--ca", f.chain, "--document", f.doc, "/nonexistent.p7s"}, ErrUsage, nil},
 		{"missing document", []string{"cades", "--ca", f.chain, "--document", "/nonexistent", f.p7s}, ErrUsage, nil},
 		{"two inputs", []string{"cades", "--ca", f.chain, "--document", f.doc, f.p7s, f.p7s}, ErrUsage, nil},
+		{"bad --crl file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--crl", f.chain, f.token}, ErrUsage, nil},
+		{"missing --crl file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--crl", "/nonexistent.crl", f.token}, ErrUsage, nil},
 		{"bad --at", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--at", "yesterday", f.token}, ErrUsage, nil},
 		{"bad --test-cards", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "maybe", f.token}, ErrUsage, nil},
 		{"unknown flag", []string{"--frobnicate"}, ErrUsage, nil},
@@ -278,6 +342,33 @@ func TestVerifyJSON(t *testing.T) {
 	}
 	if v["valid"] != true || v["kind"] != "cades" || v["identity"].(map[string]any)["nationalId"] != "899700367917" || len(v["chain"].([]any)) != 3 {
 		t.Errorf("%s", out.Bytes())
+	}
+	if _, ok := v["revocation"]; ok {
+		t.Errorf("revocation reported without --crl: %s", out.Bytes())
+	}
+
+	for _, tc := range []struct {
+		crl        string
+		valid      bool
+		reason     string
+		revocation any
+	}{
+		{f.crlGood, true, "", "not_revoked"},
+		{f.crlRevoked, false, "certificate_revoked", nil},
+		{f.arl, false, "revocation_unknown", nil},
+	} {
+		out.Reset()
+		err = RunCommand(context.Background(), []string{"cades", "--json", "--ca", f.chain, "--crl", tc.crl, "--test-cards", "allow", "--document", f.doc, f.p7s}, &out, io.Discard)
+		if tc.valid != (err == nil) {
+			t.Fatalf("--crl %s: err = %v", tc.crl, err)
+		}
+		v = nil
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v["valid"] != tc.valid || tc.reason != "" && v["reason"] != tc.reason || v["revocation"] != tc.revocation {
+			t.Errorf("--crl %s: %s", filepath.Base(tc.crl), out.Bytes())
+		}
 	}
 
 	out.Reset()

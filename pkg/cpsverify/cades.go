@@ -52,7 +52,9 @@ var digestAlgorithms = []struct {
 }
 
 // VerifyCAdES verifies a detached CAdES-BES signature (DER CMS SignedData,
-// one signer) of document.
+// one signer) of document. With Verifier.Revocation set, the signer's
+// chain must not be revoked at Now (not at the claimed signing time: a
+// CAdES-BES proves no time).
 func (v *Verifier) VerifyCAdES(ctx context.Context, p7s, document []byte) (*SignatureReport, error) {
 	return v.verifyCAdES(ctx, p7s, func(h crypto.Hash) ([]byte, error) {
 		d := h.New()
@@ -188,7 +190,9 @@ func (v *Verifier) verifyCAdES(ctx context.Context, p7s []byte, digestOf func(cr
 	if err != nil {
 		return nil, err
 	}
-	report.Chain = chains[0]
+	if report.Chain, err = v.checkRevocation(ctx, chains, now); err != nil {
+		return nil, err
+	}
 	if report.Signer, err = cpsid.FromCertificate(cert); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCertificateMalformed, err)
 	}

@@ -141,13 +141,7 @@ func TestVerifyCAdESFromOpenSSL(t *testing.T) {
 	openssl := lookOpenSSL(t)
 	w := getWorld(t)
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	keyDER, err := x509.MarshalPKCS8PrivateKey(w.signKey)
 	if err != nil {
 		t.Fatal(err)

@@ -19,20 +19,30 @@ var ErrNoCertificates = errors.New("cpsverify: no certificate found")
 // a DER/BER PKCS#7 certificate bundle such as IGC-Santé's
 // Chaine_de_certification-IGC-Sante.p7b.
 func LoadCertificates(paths ...string) ([]*x509.Certificate, error) {
-	var all []*x509.Certificate
+	all, err := loadFiles(paths, ParseCertificates)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, ErrNoCertificates
+	}
+	return all, nil
+}
+
+// loadFiles parses each file with parse and returns all the results; an
+// error names the file.
+func loadFiles[T any](paths []string, parse func([]byte) ([]T, error)) ([]T, error) {
+	var all []T
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}
-		certs, err := ParseCertificates(data)
+		items, err := parse(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		all = append(all, certs...)
-	}
-	if len(all) == 0 {
-		return nil, ErrNoCertificates
+		all = append(all, items...)
 	}
 	return all, nil
 }
@@ -80,13 +90,7 @@ func LoadTrust(paths ...string) (roots, intermediates *x509.CertPool, err error)
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	if bytes.Contains(data, []byte("-----BEGIN ")) {
 		var out []*x509.Certificate
-		rest := data
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
+		for _, block := range pemBlocks(data) {
 			switch block.Type {
 			case "CERTIFICATE":
 				c, err := x509.ParseCertificate(block.Bytes)
@@ -111,6 +115,19 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		return []*x509.Certificate{c}, nil
 	}
 	return parsePKCS7Certificates(data)
+}
+
+// pemBlocks returns the PEM blocks of data, in order.
+func pemBlocks(data []byte) []*pem.Block {
+	var blocks []*pem.Block
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return blocks
+		}
+		blocks = append(blocks, block)
+	}
 }
 
 // parsePKCS7Certificates extracts the certificates of a SignedData (usually

@@ -34,13 +34,7 @@ func toIndefinite(t *testing.T, der []byte) []byte {
 func TestLoadCertificates(t *testing.T) {
 	w := getWorld(t)
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	chainPEM := write("chain.pem", w.pki.ChainPEM())
 	rootDER := write("root.cer", w.pki.Root.Raw)
 	// A certs-only SignedData built with cades' encoder conventions.

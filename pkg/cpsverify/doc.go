@@ -24,9 +24,15 @@
 // Every failure is a wrapped sentinel error (ErrSignature, ErrNonceReplayed,
 // ErrCertificateUntrusted …) to be tested with errors.Is.
 //
-// Not covered: revocation (CRL/OCSP of the IGC-Santé CAs) and certificate
-// policy OIDs, whose values for card certificates are not yet known; a
-// portal that needs them must add them on top of the returned chain.
+// Revocation is checked when Verifier.Revocation is set, e.g. to a
+// CRLChecker holding the IGC-Santé CRLs (LoadCRLs), fail closed: a
+// certificate whose status is unknown is refused unless RevocationSoftFail
+// is set. Nothing is downloaded unless CRLChecker.Fetch is set
+// (HTTPFetcher).
+//
+// Not covered: OCSP (implement RevocationChecker) and certificate policy
+// OIDs, whose values for card certificates are not yet known; a portal
+// that needs them must add them on top of the returned chain.
 //
 // The CMS parser is this package's own (golang.org/x/crypto/cryptobyte,
 // DER only): it verifies the signature over the exact received bytes of the

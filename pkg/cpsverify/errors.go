@@ -7,7 +7,8 @@ import (
 
 // Errors returned by the verifier. They are wrapped with context; test them
 // with errors.Is. The ErrNonce* errors all match ErrNonce, the
-// ErrCertificate* validity errors match ErrCertificateValidity.
+// ErrCertificate* validity errors match ErrCertificateValidity,
+// ErrCRLNotFound matches ErrRevocationUnknown.
 var (
 	// ErrConfig reports a Verifier that cannot verify anything (no roots).
 	ErrConfig = errors.New("cpsverify: verifier misconfigured")
@@ -53,4 +54,19 @@ var (
 	// ErrSigningTime reports a claimed signing time outside the certificate
 	// validity or in the future.
 	ErrSigningTime = errors.New("cpsverify: implausible signing time")
+
+	// ErrRevoked reports a certificate of the chain listed as revoked (or
+	// suspended); the message gives its serial, revocation time and reason.
+	ErrRevoked = errors.New("cpsverify: certificate revoked")
+	// ErrRevocationUnknown reports a certificate whose revocation status
+	// could not be established: no CRL for its issuer, CRL out of date or
+	// not signed by the issuer, download failure. Refused unless
+	// Verifier.RevocationSoftFail is set.
+	ErrRevocationUnknown = errors.New("cpsverify: revocation status unknown")
+	// ErrCRLNotFound is ErrRevocationUnknown when the checker has no CRL
+	// at all naming the issuer.
+	ErrCRLNotFound = fmt.Errorf("%w: no CRL for the issuer", ErrRevocationUnknown)
+	// ErrCRLMalformed reports a CRL file that does not parse (or a delta
+	// CRL) in ParseCRLs and LoadCRLs.
+	ErrCRLMalformed = fmt.Errorf("%w: CRL", ErrFormat)
 )

@@ -5,10 +5,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/cpsagent/cpsagent/pkg/cpsid/cpstest"
@@ -81,4 +84,52 @@ func ExampleVerifier_VerifyAuthToken() {
 	// KIT DOC0036791 — Médecin
 	// RPPS: 99700367917 test card: true
 	// cpsverify: nonce rejected: nonce already used
+}
+
+// Revocation checking with the CRLs a portal downloads from IGC-Santé
+// (here a test PKI's). The verifier is given the checker:
+//
+//	v := &cpsverify.Verifier{Roots: roots, Intermediates: inters,
+//		AllowedOrigins: []string{origin}, Revocation: checker}
+//
+// and then refuses a revoked card (ErrRevoked), and a card whose CA has no
+// current CRL (ErrRevocationUnknown: fail closed), in VerifyAuthToken as in
+// VerifyCAdES. Check is what the verifier calls for each certificate.
+func ExampleCRLChecker() {
+	ctx := context.Background()
+	pki, err := cpstest.NewPKI(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cardKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	now := time.Now()
+	authCert, signCert, err := pki.Issue(cpstest.Holders()["medecin"], &cardKey.PublicKey, &cardKey.PublicKey,
+		now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The CA revokes the authentication certificate; the portal loads the
+	// CRL file (cpsverify.LoadCRLs("ac-fort-personnes.crl") in production).
+	crl, err := pki.IssueCRL(cpstest.CRLOptions{Revoked: []x509.RevocationListEntry{
+		cpstest.Revoke(authCert, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), cpstest.ReasonKeyCompromise)}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	crls, err := cpsverify.ParseCRLs(cpstest.CRLPEM(crl.Raw))
+	if err != nil {
+		log.Fatal(err)
+	}
+	checker := cpsverify.NewCRLChecker(crls...)
+
+	fmt.Println(checker.Check(ctx, signCert, pki.Intermediate, now))
+	err = checker.Check(ctx, authCert, pki.Intermediate, now)
+	fmt.Println(errors.Is(err, cpsverify.ErrRevoked), strings.Contains(err.Error(), "revoked on 2026-03-01T09:00:00Z, reason keyCompromise"))
+
+	checker.SetCRLs() // no CRL any more: status unknown
+	err = checker.Check(ctx, signCert, pki.Intermediate, now)
+	fmt.Println(errors.Is(err, cpsverify.ErrRevocationUnknown), errors.Is(err, cpsverify.ErrCRLNotFound))
+	// Output:
+	// <nil>
+	// true true
+	// true true
 }

@@ -2,8 +2,11 @@ package cpsverify
 
 import (
 	"context"
+	"crypto/x509/pkix"
 	"errors"
 	"testing"
+
+	"github.com/cpsagent/cpsagent/pkg/cpsid/cpstest"
 )
 
 func FuzzParseToken(f *testing.F) {
@@ -60,6 +63,52 @@ func FuzzParseCertificates(f *testing.F) {
 			if c == nil {
 				t.Fatal("nil certificate")
 			}
+		}
+	})
+}
+
+// FuzzParseCRLs: CRL files (PEM or DER) parse or fail with ErrCRLMalformed,
+// and whatever parses can be used by CRLChecker without panicking and
+// without vouching for a certificate unless the issuer signed the CRL.
+func FuzzParseCRLs(f *testing.F) {
+	w := getWorld(f)
+	good := issueCRL(f, w.pki, cpstest.CRLOptions{Revoked: revokedCards(w, cpstest.ReasonKeyCompromise)})
+	arl := issueCRL(f, w.pki, cpstest.CRLOptions{ByRoot: true})
+	idp := issueCRL(f, w.pki, cpstest.CRLOptions{Extensions: []pkix.Extension{idpExtension(f, crlURL, true, false)}})
+	delta := issueCRL(f, w.pki, cpstest.CRLOptions{Extensions: []pkix.Extension{{Id: oidExtDeltaCRLIndicator, Critical: true, Value: []byte{2, 1, 5}}}})
+	f.Add(good.Raw)
+	f.Add(idp.Raw)
+	f.Add(delta.Raw)
+	f.Add(cpstest.CRLPEM(good.Raw, arl.Raw))
+	f.Add(append(cpstest.CertPEM(w.pki.Root), cpstest.CRLPEM(idp.Raw)...))
+	f.Add([]byte("-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n"))
+	f.Add([]byte{0x30, 0x03, 0x30, 0x01, 0x02})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		crls, err := ParseCRLs(data)
+		if err != nil {
+			if !errors.Is(err, ErrCRLMalformed) || !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v does not match ErrCRLMalformed", err)
+			}
+			return
+		}
+		if len(crls) == 0 {
+			t.Fatal("no error and no CRL")
+		}
+		signed := false
+		for _, crl := range crls {
+			if crl == nil {
+				t.Fatal("nil CRL")
+			}
+			signed = signed || crl.CheckSignatureFrom(w.pki.Intermediate) == nil
+		}
+		err = NewCRLChecker(crls...).Check(context.Background(), w.auth, w.pki.Intermediate, base)
+		switch {
+		case err == nil || errors.Is(err, ErrRevoked):
+			if !signed {
+				t.Fatalf("verdict %v from a CRL the issuer did not sign", err)
+			}
+		case !errors.Is(err, ErrRevocationUnknown):
+			t.Fatalf("error %v matches neither ErrRevoked nor ErrRevocationUnknown", err)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"math/big"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -120,21 +122,35 @@ func buildWorld(w *world) error {
 		return err
 	}
 	leaf := func(pub any, ku x509.KeyUsage, eku []x509.ExtKeyUsage) (*x509.Certificate, error) {
-		tmpl := &x509.Certificate{
+		return issueLeaf(w, &x509.Certificate{
 			SerialNumber: big.NewInt(time.Now().UnixNano()), RawSubject: subject,
 			NotBefore: nb, NotAfter: na, KeyUsage: ku, ExtKeyUsage: eku,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.pki.Intermediate, pub, w.pki.IntermediateKey)
-		if err != nil {
-			return nil, err
-		}
-		return x509.ParseCertificate(der)
+		}, pub)
 	}
 	if w.ecAuth, err = leaf(&w.ecKey.PublicKey, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}); err != nil {
 		return err
 	}
 	w.emailAuth, err = leaf(ap, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection})
 	return err
+}
+
+// issueLeaf has the test PKI's intermediate issue tmpl for pub.
+func issueLeaf(w *world, tmpl *x509.Certificate, pub any) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, w.pki.Intermediate, pub, w.pki.IntermediateKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// writeFile writes b to dir/name and returns the path.
+func writeFile(t testing.TB, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // newVerifier returns a verifier trusting the test PKI, with a fake clock

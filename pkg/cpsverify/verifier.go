@@ -42,6 +42,18 @@ type Verifier struct {
 	// RequireTestCards accepts only them (staging portals).
 	AllowTestCards   bool
 	RequireTestCards bool
+	// Revocation, when set, checks the verified chain: the end-entity
+	// certificate always, an intermediate CA when the checker has a CRL
+	// (or other source) for its issuer; the root is a trust anchor. A
+	// revoked certificate gives ErrRevoked; an unknown status gives
+	// ErrRevocationUnknown (fail closed). Nil: no revocation checking.
+	// CRLChecker is the ready implementation.
+	Revocation RevocationChecker
+	// RevocationSoftFail accepts a certificate whose revocation status is
+	// unknown (no CRL, CRL out of date, download failure); a certificate
+	// listed as revoked is always refused. To log such acceptances, wrap
+	// the checker.
+	RevocationSoftFail bool
 
 	once         sync.Once
 	memoryNonces *MemoryNonceStore
