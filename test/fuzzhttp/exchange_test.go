@@ -177,6 +177,15 @@ func (tg *target) alive() error {
 	req.Header.Set("Origin", tg.origin)
 	resp, err := tg.client.Do(req)
 	if err != nil {
+		// A pooled keep-alive connection may have been closed meanwhile (a
+		// stale connection is the client's problem, not the agent's): one
+		// more try on a new connection.
+		tg.client.CloseIdleConnections()
+		req, _ = http.NewRequest(http.MethodGet, "https://"+tg.addr+"/v1/status", nil)
+		req.Header.Set("Origin", tg.origin)
+		resp, err = tg.client.Do(req)
+	}
+	if err != nil {
 		return fmt.Errorf("the agent stopped answering: %w", err)
 	}
 	defer resp.Body.Close()

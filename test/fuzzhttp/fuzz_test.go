@@ -27,6 +27,12 @@ import (
 	"github.com/cpsagent/cpsagent/bench/harness"
 )
 
+// inprocHeaderWait is the in-process agent's ReadHeaderTimeout: short, so
+// that truncated requests end quickly, but not so short that a request
+// delayed by a loaded CI machine (every package's tests at once, -race, 2
+// cores) is cut before its headers arrive (CI saw "0 answers" at 1 s).
+const inprocHeaderWait = 3 * time.Second
+
 var (
 	inprocOnce sync.Once
 	inproc     *harness.InProc
@@ -43,12 +49,12 @@ func inProcess(t testing.TB) *target {
 		if inprocErr != nil {
 			return
 		}
-		inproc, inprocErr = harness.StartInProcess(harness.InProcOptions{Dir: inprocDir, ReadHeaderTimeout: time.Second})
+		inproc, inprocErr = harness.StartInProcess(harness.InProcOptions{Dir: inprocDir, ReadHeaderTimeout: inprocHeaderWait})
 	})
 	if inprocErr != nil {
 		t.Fatal(inprocErr)
 	}
-	return &target{addr: inproc.Addr, tls: inproc.TLS, client: inproc.Client, origin: harness.DefaultOrigin, headerWait: time.Second}
+	return &target{addr: inproc.Addr, tls: inproc.TLS, client: inproc.Client, origin: harness.DefaultOrigin, headerWait: inprocHeaderWait}
 }
 
 func TestMain(m *testing.M) {
