@@ -192,3 +192,16 @@ func TestPlotLatency(t *testing.T) {
 		t.Fatalf("plot of %v", img.Bounds())
 	}
 }
+
+// TestMissedTargets: --check fails exactly on the report's MISSED rows.
+func TestMissedTargets(t *testing.T) {
+	r := fakeResults()
+	if m := missedTargets(renderMarkdown(r)); len(m) != 0 {
+		t.Fatalf("fake results miss %q", m)
+	}
+	r.Resources.IdleRSSKiB = 64 * 1024
+	m := missedTargets(renderMarkdown(r))
+	if len(m) != 1 || !strings.Contains(m[0], "Resident memory idle") {
+		t.Fatalf("missed = %q, want the idle RSS row", m)
+	}
+}

@@ -37,6 +37,7 @@ type config struct {
 	agentBin, notrayBin string
 	out                 string
 	quick               bool
+	check               bool
 	latency             string
 	n, cold, opensc     int
 	startups            int
@@ -54,6 +55,7 @@ func main() {
 	flag.StringVar(&c.notrayBin, "agent-notray", "", "cpsagent built with -tags notray (binary size only; optional)")
 	flag.StringVar(&c.out, "out", "build/bench", "output directory")
 	flag.BoolVar(&c.quick, "quick", false, "CI size: few iterations, 10 s idle window")
+	flag.BoolVar(&c.check, "check", false, "exit with status 3 when a target of issue 8 is missed (CI)")
 	flag.StringVar(&c.latency, "latency", "cps3", "virtual card latency model: "+strings.Join(virtual.LatencyPresets(), ", "))
 	flag.IntVar(&c.n, "n", 0, "runs per warm operation (default 30, quick 5)")
 	flag.IntVar(&c.cold, "cold", 0, "runs per cold sequence (default 10, quick 3)")
@@ -92,6 +94,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "cpsbench:", err)
+		if errors.Is(err, errTargetMissed) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }
@@ -221,7 +226,25 @@ func (b *bench) write() error {
 	}
 	fmt.Print(md)
 	b.logf("wrote %s/results.md, results.json, latency.png", b.cfg.out)
+	if missed := missedTargets(md); b.cfg.check && len(missed) > 0 {
+		return fmt.Errorf("%w:\n%s", errTargetMissed, strings.Join(missed, "\n"))
+	}
 	return nil
+}
+
+// errTargetMissed: --check and a target row of the report says MISSED.
+var errTargetMissed = errors.New("targets missed")
+
+// missedTargets returns the report's rows whose target was missed (the
+// targets are evaluated once, where the report is written).
+func missedTargets(md string) []string {
+	var missed []string
+	for _, l := range strings.Split(md, "\n") {
+		if strings.Contains(l, pass(false)) {
+			missed = append(missed, l)
+		}
+	}
+	return missed
 }
 
 func (b *bench) sizes() {
