@@ -3,7 +3,7 @@
 #
 #   bench/run.sh            full run (about 15 minutes): 30 runs per warm operation,
 #                           10 per cold sequence and per OpenSC operation, 60 s idle window
-#   bench/run.sh --quick    CI size (about 4 minutes): 5 / 3 / 3 runs, 10 s idle window
+#   bench/run.sh --quick    CI size (about 4 minutes): 5 / 3 / 3 runs, 30 s idle window
 #   bench/run.sh --help     every option of cpsbench (e.g. --latency cps3-trace, --trace)
 #
 # Needs (Debian 12): pcscd, vsmartcard-vpcd, opensc, gcc, libpcsclite-dev (and, for the
