@@ -12,7 +12,7 @@
 //
 //	go test ./test/soak/ -run TestSoak -v        # CI size: 400 requests or 60 s
 //	go test -race ./test/soak/ -run '^TestSoak$' -v -timeout 90m \
-//	    -soak.ops=10000 -soak.duration=60m -soak.report=build/soak/report.json   # full size
+//	    -soak.ops=10000 -soak.duration=60m -soak.report=$PWD/build/soak/report.json   # full size
 //
 // Under CI=true a missing pcscd is a failure. docs/performance.md describes
 // the faults, the invariants and the results.
