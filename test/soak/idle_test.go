@@ -98,12 +98,7 @@ func TestRegressionHeadlessOperationSendsOnlyItsAPDUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := vc.Start(ctx); err != nil {
-		if testutil.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("SKIPPED: %v", err)
-	}
+	startVCard(t, ctx, vc)
 	defer vc.Stop()
 	pe, err := harness.NewPinentry(filepath.Join(dir, "pinentry"), harness.PinentryStep{PIN: vc.Card().Config().PIN})
 	if err != nil {

@@ -178,12 +178,7 @@ func TestSoak(t *testing.T) {
 	}
 	cfg := vc.Card().Config()
 	ctx := context.Background()
-	if err := vc.Start(ctx); err != nil {
-		if testutil.InCI() {
-			t.Fatal(err)
-		}
-		t.Skipf("SKIPPED: %v", err)
-	}
+	startVCard(t, ctx, vc)
 	defer vc.Stop()
 
 	// The fake user: a plan of behaviours, one per PIN dialog.
@@ -922,4 +917,16 @@ func cardLogTail(path string, n int) string {
 		keep = keep[len(keep)-n:]
 	}
 	return strings.Join(keep, "\n")
+}
+
+// startVCard puts the virtual card in vpcd slot 0: a failure fails the test
+// under CI=true and skips it loudly elsewhere (no pcscd).
+func startVCard(t *testing.T, ctx context.Context, vc *harness.VCard) {
+	t.Helper()
+	if err := vc.Start(ctx); err != nil {
+		if testutil.InCI() {
+			t.Fatal(err)
+		}
+		t.Skipf("SKIPPED: %v", err)
+	}
 }
