@@ -59,6 +59,24 @@ if [ "${BENCH:-quick}" != 0 ]; then
 fi
 
 fuzztime=${FUZZTIME:-6s}
+# fuzz_one PKG TARGET fuzzes one target. A finding (go test writes the failing input under
+# testdata/fuzz and says so) fails at once; a failure of the fuzzing machinery itself with no
+# input to show (a worker that died or stalled on this loaded 2-core machine) is retried once.
+fuzz_one() {
+  local out status
+  for attempt in 1 2; do
+    set +e
+    out=$(go test -run '^$' -fuzz "^${2}\$" -fuzztime "$fuzztime" "$1" 2>&1)
+    status=$?
+    set -e
+    if [ "$status" -eq 0 ]; then echo "$out" | tail -3; return 0; fi
+    echo "$out" | tail -40
+    if grep -q "Failing input written to" <<<"$out" || [ "$attempt" -eq 2 ]; then
+      return "$status"
+    fi
+    echo "fuzz: $2 failed without a failing input (fuzzing machinery); trying once more"
+  done
+}
 if [ "$fuzztime" != 0 ]; then
   step "fuzz ($fuzztime per target)"
   n=0
@@ -67,7 +85,7 @@ if [ "$fuzztime" != 0 ]; then
     grep -l '^func Fuzz' "$dir"/*_test.go >/dev/null 2>&1 || continue
     for target in $(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do
       echo "--- $pkg $target"
-      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tail -3
+      fuzz_one "$pkg" "$target"
       n=$((n+1))
     done
   done
