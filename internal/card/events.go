@@ -9,6 +9,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/internal/card/apdu"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
+	"github.com/cpsagent/cpsagent/internal/ctxsleep"
 )
 
 // subscriberBuffer is the per-subscriber queue. When it is full the oldest
@@ -187,14 +188,10 @@ func (e *Engine) preRead(ctx context.Context, reader string, gen uint64) {
 		default:
 			return // no card any more, not a CPS card…: nothing a retry changes
 		}
-		t := time.NewTimer(preReadBackoff[attempt])
-		attempt++
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxsleep.Sleep(ctx, preReadBackoff[attempt]) {
 			return
 		}
+		attempt++
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/cpsagent/cpsagent/bench/harness"
 	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/card/virtual"
+	"github.com/cpsagent/cpsagent/internal/ctxsleep"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
 	"github.com/cpsagent/cpsagent/internal/testutil"
 	"github.com/cpsagent/cpsagent/pkg/cpsverify"
@@ -363,7 +364,7 @@ func (s *soak) client(ctx context.Context, rng *rand.Rand, sent *atomic.Int64) {
 		}
 		s.one(kind, rng)
 		// A person behind each page: think time between two requests.
-		if !sleepCtx(ctx, time.Duration(rng.ExpFloat64()*float64(*flagThink))) {
+		if !ctxsleep.Sleep(ctx, time.Duration(rng.ExpFloat64()*float64(*flagThink))) {
 			return
 		}
 	}
@@ -621,7 +622,7 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, restart bool, pristin
 	}
 	for {
 		wait := time.Duration(rng.ExpFloat64() * float64(*flagFaults))
-		if !sleepCtx(ctx, min(wait, 10*(*flagFaults))) {
+		if !ctxsleep.Sleep(ctx, min(wait, 10*(*flagFaults))) {
 			return
 		}
 		if st := s.vc.PINStatus(); st.PINTriesLeft == 0 {
@@ -658,12 +659,12 @@ func (s *soak) inject(ctx context.Context, rng *rand.Rand, restart bool, pristin
 				continue
 			}
 			s.fault(fPull)
-			sleepCtx(ctx, time.Duration(100+rng.IntN(1200))*time.Millisecond)
+			ctxsleep.Sleep(ctx, time.Duration(100+rng.IntN(1200))*time.Millisecond)
 			s.vc.Insert()
 		case x < 70:
 			s.vc.Remove()
 			s.fault(fUnplug)
-			sleepCtx(ctx, time.Duration(200+rng.IntN(1500))*time.Millisecond)
+			ctxsleep.Sleep(ctx, time.Duration(200+rng.IntN(1500))*time.Millisecond)
 			s.vc.Insert()
 		default:
 			s.vc.SlowFor(time.Duration(1000+rng.IntN(3000))*time.Millisecond, time.Duration(50+rng.IntN(350))*time.Millisecond)
@@ -877,20 +878,6 @@ func randBytes(rng *rand.Rand, n int) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func tail(s string, n int) string {

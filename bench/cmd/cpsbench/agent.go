@@ -20,6 +20,7 @@ import (
 
 	"github.com/cpsagent/cpsagent/bench/harness"
 	"github.com/cpsagent/cpsagent/internal/api"
+	"github.com/cpsagent/cpsagent/internal/ctxsleep"
 )
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -75,7 +76,7 @@ func (b *bench) runAgent(ctx context.Context) error {
 func (r *agentRun) idle(ctx context.Context) error {
 	b := r.b
 	r.a.Client.CloseIdleConnections()
-	if !sleepCtx(ctx, 2*time.Second) { // let the post-insertion read and GC settle
+	if !ctxsleep.Sleep(ctx, 2*time.Second) { // let the post-insertion read and GC settle
 		return ctx.Err()
 	}
 	s0, err := harness.ReadProc(r.a.PID())
@@ -83,7 +84,7 @@ func (r *agentRun) idle(ctx context.Context) error {
 		return err
 	}
 	b.logf("idle window %v (nothing may talk to the agent meanwhile)", b.cfg.idle)
-	if !sleepCtx(ctx, b.cfg.idle) {
+	if !ctxsleep.Sleep(ctx, b.cfg.idle) {
 		return ctx.Err()
 	}
 	s1, err := harness.ReadProc(r.a.PID())
@@ -351,7 +352,7 @@ func (r *agentRun) cold(ctx context.Context) error {
 		wall := time.Since(t0)
 		// Anything the agent still sends (a late read after insertion)
 		// belongs to the sequence.
-		sleepCtx(ctx, 300*time.Millisecond)
+		ctxsleep.Sleep(ctx, 300*time.Millisecond)
 		s := statsSample(b.vc.Stats().Sub(before))
 		s.Wall, s.OK, s.Engine, s.IDWall = wall, err == nil, sub.Engine, idWall
 		if err != nil {
@@ -438,7 +439,7 @@ func (r *agentRun) load(ctx context.Context) error {
 					return
 				}
 				busy++
-				sleepCtx(ctx, 20*time.Millisecond)
+				ctxsleep.Sleep(ctx, 20*time.Millisecond)
 			}
 		}
 	}()
@@ -458,17 +459,6 @@ func (r *agentRun) load(ctx context.Context) error {
 	}
 	b.logf("under load: RSS %d KiB, peak %d KiB", s.RSSKiB, s.HWMKiB)
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // runStartup times process start → first 200 of GET /v1/status, with the

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cpsagent/cpsagent/internal/card"
+	"github.com/cpsagent/cpsagent/internal/ctxsleep"
 )
 
 // pnpReader is pcsc-lite's pseudo-reader whose state changes when a reader
@@ -225,7 +226,7 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 		sctx, err := scard.EstablishContext()
 		if err != nil {
 			w.serviceDown(err)
-			if !sleepCtx(ctx, backoff) {
+			if !ctxsleep.Sleep(ctx, backoff) {
 				return nil
 			}
 			backoff = min(2*backoff, t.opts.RetryMax)
@@ -248,23 +249,12 @@ func (t *Transport) Watch(ctx context.Context, emit func(card.TransportEvent)) e
 		} else {
 			t.log.Warn("pcsc: monitor error, restarting", zap.Error(err))
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !ctxsleep.Sleep(ctx, backoff) {
 			return nil
 		}
 		backoff = min(2*backoff, t.opts.RetryMax)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
 }
 
 func closeOnce(ch chan struct{}) {

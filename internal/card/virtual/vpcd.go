@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cpsagent/cpsagent/internal/ctxsleep"
 )
 
 // The vpcd protocol (card-cpx.md §7): the driver inside pcscd listens, the
@@ -206,7 +208,7 @@ func (v *VPCDClient) Run(ctx context.Context) error {
 				return err
 			}
 			v.logf("vpcd: %v; retrying in %v", err, backoff)
-			if !sleepCtx(ctx, backoff) {
+			if !ctxsleep.Sleep(ctx, backoff) {
 				return nil
 			}
 			backoff = min(backoff*2, maxB)
@@ -250,7 +252,7 @@ func (v *VPCDClient) Run(ctx context.Context) error {
 			return err
 		}
 		v.logf("vpcd: %v", err)
-		if errors.Is(err, ErrVPCDClosed) && !sleepCtx(ctx, minB) {
+		if errors.Is(err, ErrVPCDClosed) && !ctxsleep.Sleep(ctx, minB) {
 			return nil
 		}
 	}
@@ -339,7 +341,7 @@ func serveStream(ctx context.Context, rw io.ReadWriter, card *Card, before func(
 			case ActDrop:
 				return ErrCardPulled
 			case ActDelay:
-				if !sleepCtx(ctx, a.Delay) {
+				if !ctxsleep.Sleep(ctx, a.Delay) {
 					return ctx.Err()
 				}
 			}
@@ -365,20 +367,6 @@ func writeFrame(w io.Writer, payload []byte) error {
 // closedErr maps any read or write failure (EOF, reset, closed socket) to
 // ErrVPCDClosed, keeping the cause.
 func closedErr(err error) error { return fmt.Errorf("%w: %w", ErrVPCDClosed, err) }
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // SlotName returns the reader name pcscd gives the vpcd slot at addr
 // ("Virtual PCD 00 01" for port 35964), or "" when the port is not a vpcd
