@@ -406,11 +406,11 @@ func (s *Server) signCAdES(ctx context.Context, req *SignRequest, pp *pinPrompt,
 }
 
 // engineBusyWait bounds how long a web operation waits for the reader
-// while the agent itself uses it briefly: the tray reads the PIN counter
-// after an insertion and after each operation (tens of milliseconds).
-// Web operations never overlap one another (opSlot answers agent_busy at
-// once); a long desktop flow (the tray's PIN change dialog) still gives
-// agent_busy after this wait.
+// while the desktop side holds it as a full operation. Short reads (the
+// identity, the PIN counter) are already waited for inside the engine;
+// web operations never overlap one another (opSlot answers agent_busy at
+// once); so this covers a desktop PIN flow (the tray's change or unblock
+// dialog), which still gives agent_busy after this wait.
 var engineBusyWait = 2 * time.Second
 
 // waitEngine runs op again while the engine answers ErrBusy and no PIN

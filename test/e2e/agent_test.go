@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
 )
@@ -408,4 +410,33 @@ func (a *agent) metrics(t testing.TB) (goroutines, fds int) {
 		t.Skipf("no /proc: %v", err)
 	}
 	return m["goroutines"], len(ents)
+}
+
+// events opens the agent's event stream as the portal origin, checks its
+// hello message and returns a function that reads the next message (the
+// stream closes when t ends; reads fail the test after d).
+func (a *agent) events(t *testing.T, ctx context.Context, d time.Duration) (next func() map[string]any) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, d)
+	t.Cleanup(cancel)
+	c, _, err := websocket.Dial(wctx, strings.Replace(a.bases[0], "https://", "wss://", 1)+"/v1/events",
+		&websocket.DialOptions{HTTPClient: a.client, HTTPHeader: http.Header{"Origin": {portalOrigin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	next = func() map[string]any {
+		t.Helper()
+		_, b, err := c.Read(wctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	if m := next(); m["type"] != "hello" {
+		t.Fatalf("first message %v", m)
+	}
+	return next
 }

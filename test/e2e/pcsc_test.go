@@ -253,26 +253,7 @@ func testE2EPCSC(t *testing.T, model string) {
 	})
 
 	t.Run("events over wss", func(t *testing.T) {
-		wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(wctx, strings.Replace(a.bases[0], "https://", "wss://", 1)+"/v1/events",
-			&websocket.DialOptions{HTTPClient: a.client, HTTPHeader: http.Header{"Origin": {portalOrigin}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseNow()
-		next := func() map[string]any {
-			_, b, err := c.Read(wctx)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			return m
-		}
-		if m := next(); m["type"] != "hello" {
-			t.Fatalf("first message %v", m)
-		}
+		next := a.events(t, ctx, 90*time.Second)
 		// Remove the card: stop the vcard process.
 		if err := vc.stop(t); err != nil {
 			t.Logf("vcard exit: %v", err)

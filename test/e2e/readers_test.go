@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/cpsagent/cpsagent/internal/api"
 	"github.com/cpsagent/cpsagent/internal/card"
@@ -183,26 +180,7 @@ func TestE2E_TwoReaders(t *testing.T) {
 	})
 
 	t.Run("events name each card; an unrelated card is reported and left alone", func(t *testing.T) {
-		wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		c, _, err := websocket.Dial(wctx, strings.Replace(a.bases[0], "https://", "wss://", 1)+"/v1/events",
-			&websocket.DialOptions{HTTPClient: a.client, HTTPHeader: http.Header{"Origin": {portalOrigin}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseNow()
-		next := func() map[string]any {
-			_, b, err := c.Read(wctx)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			var m map[string]any
-			_ = json.Unmarshal(b, &m)
-			return m
-		}
-		if m := next(); m["type"] != "hello" {
-			t.Fatalf("first message %v", m)
-		}
+		next := a.events(t, ctx, 90*time.Second)
 		_ = vc4.stop(t)
 		for {
 			m := next()
