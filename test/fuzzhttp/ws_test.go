@@ -218,6 +218,15 @@ func readFrame(br *bufio.Reader) (serverFrame, error) {
 	return serverFrame{op: hdr[0] & 0x0F, payload: p}, nil
 }
 
+// validWireCloseCode: the close codes an endpoint may send (RFC 6455
+// §7.4.1-2 and the IANA "WebSocket Close Code Number Registry", which
+// added 1012 Service Restart, 1013 Try Again Later and 1014 Bad Gateway):
+// 1004, 1005, 1006 and 1015 are reserved for local use, 1016-2999 are
+// unassigned, 3000-4999 belong to libraries and applications.
+func validWireCloseCode(c int) bool {
+	return c >= 1000 && c <= 1003 || c >= 1007 && c <= 1014 || c >= 3000 && c <= 4999
+}
+
 // checkServerFrame: text frames are JSON objects, close frames carry a
 // code that may be sent on the wire and a UTF-8 reason.
 func checkServerFrame(f serverFrame) error {
@@ -232,7 +241,7 @@ func checkServerFrame(f serverFrame) error {
 		}
 		if len(f.payload) >= 2 {
 			c := int(binary.BigEndian.Uint16(f.payload))
-			if !(c >= 1000 && c <= 1003 || c >= 1007 && c <= 1011 || c >= 3000 && c <= 4999) {
+			if !validWireCloseCode(c) {
 				return fmt.Errorf("agent close code %d cannot be sent on the wire", c)
 			}
 			if !utf8.Valid(f.payload[2:]) {

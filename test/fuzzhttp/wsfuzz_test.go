@@ -47,6 +47,14 @@ var wsCorpus = []wsEntry{
 	{name: "new message inside a fragmented one", raw: frames(frameSpec{op: opText, payload: []byte("{")}, text(ping)), close: 1002},
 	{name: "close code 1005 on the wire", raw: frames(closeFrame(1005, "")), close: 1002},
 	{name: "close code 999", raw: frames(closeFrame(999, "")), close: 1002},
+	// IANA-registered codes after RFC 6455 may be echoed (CI's fuzzer
+	// found 1013 and the checker wrongly refused it); unassigned ones not.
+	{name: "close code 1012", raw: frames(closeFrame(1012, "")), close: 1012},
+	{name: "close code 1013", raw: frames(closeFrame(1013, "")), close: 1013},
+	{name: "close code 1014", raw: frames(closeFrame(1014, "")), close: 1014},
+	{name: "close code 1015 on the wire", raw: frames(closeFrame(1015, "")), close: 1002},
+	{name: "close code 1016", raw: frames(closeFrame(1016, "")), close: 1002},
+	{name: "close code 4000", raw: frames(closeFrame(4000, "")), close: 4000},
 	// coder/websocket echoes the reason without checking it (RFC 6455
 	// §5.5.1 wants UTF-8; it should fail with 1007): tolerated as an echo.
 	{name: "close reason not UTF-8", raw: frames(closeFrame(1000, "\xff")), close: 0},
