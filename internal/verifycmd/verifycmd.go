@@ -1,20 +1,25 @@
 // Package verifycmd is `cpsagent verify`: the relying-party checks of
 // pkg/cpsverify on the command line, for portal developers and support.
 //
-//	cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE... [--crl FILE...] [TOKEN.json|-]
-//	cpsagent verify cades --ca FILE... [--crl FILE...] (--document FILE | --digest SHA256) SIGNATURE.p7s
+//	cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE... [--crl FILE...] [--ocsp] [--require-policy OID...] [TOKEN.json|-]
+//	cpsagent verify cades --ca FILE... [--crl FILE...] [--ocsp] [--require-policy OID...] (--document FILE | --digest SHA256) SIGNATURE.p7s
 //
 // Without the word token/cades the kind is taken from the flags (--origin
 // or --nonce: token; --document or --digest: cades). With --crl the
 // certificate's revocation is checked against the CRLs given, fail closed:
 // a card certificate whose CA has no current CRL among them is refused.
-// Nothing is downloaded. Exit status 0: valid; 1: the token or signature
-// is refused; 2: usage or input error.
+// Nothing is downloaded. With --ocsp (or --ocsp-url) the OCSP responder
+// the card certificate names (or the one given) is asked, over the
+// network, fail closed too; with --crl as well, the CRLs are used when
+// OCSP cannot tell. --require-policy refuses a card certificate that
+// carries none of the certificate policy OIDs given. Exit status 0:
+// valid; 1: the token or signature is refused; 2: usage or input error.
 package verifycmd
 
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,6 +61,9 @@ type options struct {
 	digest    string
 	cas       listFlag
 	crls      listFlag
+	ocsp      bool
+	ocspURL   string
+	policies  listFlag
 	testCards string
 	at        string
 	json      bool
@@ -91,12 +100,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.digest, "digest", "", "cades: the document's SHA-256, hex or base64, instead of --document")
 	fs.Var(&o.cas, "ca", "trust anchors `FILE`: PEM, DER or .p7b holding roots and intermediates (repeatable, required)")
 	fs.Var(&o.crls, "crl", "check revocation against this CRL `FILE`, PEM or DER (repeatable; fail closed: a certificate whose CA has no current CRL is refused)")
+	fs.BoolVar(&o.ocsp, "ocsp", false, "check revocation with the OCSP responder the card certificate names (network access; fail closed; with --crl, the CRLs serve when OCSP cannot tell)")
+	fs.StringVar(&o.ocspURL, "ocsp-url", "", "ask this OCSP responder `URL` about the card certificate instead of the one it names (implies --ocsp)")
+	fs.Var(&o.policies, "require-policy", "refuse a card certificate without this certificate policy `OID` (dotted, as 1.2.3.4; repeatable: one of them suffices; no IGC-Santé card policy OID is confirmed, see docs/integration.md)")
 	fs.StringVar(&o.testCards, "test-cards", "refuse", "IGC-Santé test cards: refuse, allow or require")
-	fs.StringVar(&o.at, "at", "", "check certificate validity (and CRL currency) at this `TIME` (RFC 3339) instead of now")
+	fs.StringVar(&o.at, "at", "", "check certificate validity (and CRL currency) at this `TIME` (RFC 3339) instead of now; not with --ocsp")
 	fs.BoolVar(&o.json, "json", false, "print the verdict as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE [--crl FILE] [flags] [TOKEN.json|-]")
-		fmt.Fprintln(stderr, "       cpsagent verify cades --ca FILE [--crl FILE] (--document FILE | --digest SHA256) [flags] SIGNATURE.p7s")
+		fmt.Fprintln(stderr, "usage: cpsagent verify token --origin ORIGIN --nonce NONCE --ca FILE [--crl FILE] [--ocsp] [flags] [TOKEN.json|-]")
+		fmt.Fprintln(stderr, "       cpsagent verify cades --ca FILE [--crl FILE] [--ocsp] (--document FILE | --digest SHA256) [flags] SIGNATURE.p7s")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Exit status: 0 valid, 1 refused, 2 usage or input error.")
 		fmt.Fprintln(stderr)
@@ -134,6 +146,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	case "refuse", "allow", "require":
 	default:
 		return nil, fmt.Errorf("%w: --test-cards must be refuse, allow or require", ErrUsage)
+	}
+	if o.ocspURL != "" {
+		if lower := strings.ToLower(o.ocspURL); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+			return nil, fmt.Errorf("%w: --ocsp-url must be an http:// or https:// URL", ErrUsage)
+		}
+		o.ocsp = true
+	}
+	if o.ocsp && o.at != "" {
+		return nil, fmt.Errorf("%w: --at cannot be used with --ocsp: a responder tells the status now, not at another time", ErrUsage)
 	}
 	switch o.kind {
 	case "token":
@@ -203,18 +224,53 @@ func newVerifier(o *options) (*cpsverify.Verifier, error) {
 		AllowTestCards:   o.testCards == "allow",
 		RequireTestCards: o.testCards == "require",
 	}
+	for _, p := range o.policies {
+		oid, err := parseOID(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --require-policy: %w", ErrUsage, err)
+		}
+		v.RequiredPolicies = append(v.RequiredPolicies, oid)
+	}
+	var checkers cpsverify.FallbackChecker // fail closed
+	if o.ocsp {
+		checkers = append(checkers, &cpsverify.OCSPChecker{Query: cpsverify.HTTPOCSPQuery(nil, 0), ResponderURL: o.ocspURL})
+	}
 	if len(o.crls) > 0 {
 		crls, err := cpsverify.LoadCRLs(o.crls...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: --crl: %w", ErrUsage, err)
 		}
-		v.Revocation = cpsverify.NewCRLChecker(crls...) // fail closed
+		checkers = append(checkers, cpsverify.NewCRLChecker(crls...))
+	}
+	switch len(checkers) {
+	case 0:
+	case 1:
+		v.Revocation = checkers[0]
+	default:
+		v.Revocation = checkers // OCSP, then the CRLs
 	}
 	if o.kind == "token" {
 		v.AllowedOrigins = []string{o.origin}
 		v.Nonces = &singleNonce{nonce: o.nonce, issued: now}
 	}
 	return v, nil
+}
+
+// parseOID reads a dotted object identifier such as 1.2.250.1.213.
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	parts := strings.Split(s, ".")
+	oid := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || p != strconv.Itoa(n) {
+			return nil, fmt.Errorf("%q is not a dotted OID", s)
+		}
+		oid[i] = n
+	}
+	if len(oid) < 2 || oid[0] > 2 || oid[0] < 2 && oid[1] >= 40 {
+		return nil, fmt.Errorf("%q is not a valid OID", s)
+	}
+	return oid, nil
 }
 
 func readInput(name string) ([]byte, error) {
@@ -265,8 +321,10 @@ type verdict struct {
 	Error    string          `json:"error,omitempty"`
 	Origin   string          `json:"origin,omitempty"`
 	Identity *cpsid.Identity `json:"identity,omitempty"`
-	// Revocation is "not_revoked" when --crl was given and the chain passed.
-	Revocation string `json:"revocation,omitempty"`
+	// Revocation is "not_revoked" when --crl or --ocsp was given and the
+	// chain passed.
+	Revocation   string `json:"revocation,omitempty"`
+	revocationBy string // what checked it, for the human output
 	// cades only
 	SigningTime                 *time.Time `json:"signingTime,omitempty"`
 	DigestAlgorithm             string     `json:"digestAlgorithm,omitempty"`
@@ -303,7 +361,8 @@ func verifyToken(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 		id, err = v.VerifyAuthToken(ctx, tok, o.origin, o.nonce)
 	}
 	if err == nil {
-		out.Valid, out.Identity, out.Revocation = true, id, revocationOf(o)
+		out.Valid, out.Identity = true, id
+		out.Revocation, out.revocationBy = revocationOf(o)
 		if der, derr := base64.StdEncoding.DecodeString(tok.UnverifiedCertificate); derr == nil {
 			if c, cerr := x509.ParseCertificate(der); cerr == nil {
 				out.Certificate = viewOf(c)
@@ -343,7 +402,7 @@ func verifyCAdES(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 	}
 	if out.Error == "" && rep != nil {
 		out.Valid = true
-		out.Revocation = revocationOf(o)
+		out.Revocation, out.revocationBy = revocationOf(o)
 		out.Identity = rep.Signer
 		out.SigningTime = rep.SigningTime
 		out.DigestAlgorithm = rep.DigestAlgorithm
@@ -357,12 +416,17 @@ func verifyCAdES(ctx context.Context, o *options, v *cpsverify.Verifier, stdout 
 	return report(stdout, o.json, out)
 }
 
-// revocationOf is the Revocation of a valid verdict.
-func revocationOf(o *options) string {
-	if len(o.crls) > 0 {
-		return "not_revoked"
+// revocationOf is the Revocation of a valid verdict, and what checked it.
+func revocationOf(o *options) (string, string) {
+	switch {
+	case o.ocsp && len(o.crls) > 0:
+		return "not_revoked", "by OCSP, else the CRLs given"
+	case o.ocsp:
+		return "not_revoked", "by OCSP"
+	case len(o.crls) > 0:
+		return "not_revoked", "against the CRLs given"
 	}
-	return ""
+	return "", ""
 }
 
 // parseDigest reads a SHA-256 given as 64 hex digits or base64.
@@ -402,6 +466,8 @@ func reason(err error) string {
 		return "revocation_unknown"
 	case errors.Is(err, cpsverify.ErrKeyUsage):
 		return "key_usage"
+	case errors.Is(err, cpsverify.ErrCertificatePolicy):
+		return "certificate_policy"
 	case errors.Is(err, cpsverify.ErrTestCard):
 		return "test_card"
 	case errors.Is(err, cpsverify.ErrProductionCard):
@@ -489,7 +555,7 @@ func printHuman(w io.Writer, v verdict) {
 		row("chain", strings.Join(v.Chain, " → "))
 	}
 	if v.Revocation != "" {
-		row("revocation", "not revoked (checked against the CRLs given)")
+		row("revocation", "not revoked (checked "+v.revocationBy+")")
 	}
 	_ = tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +48,16 @@ type fixture struct {
 	crlOther            string // same CA names, other keys
 	crlExpired          string
 	arl                 string // the root's CRL only
+	// OCSP: certificates naming the responder (and carrying testPolicy)
+	responder                *cpstest.OCSPResponder
+	tokenOCSP, p7sOCSP       string // good
+	tokenRevoked, p7sRevoked string // revoked at the responder (not in the CRLs)
+	tokenDeadOCSP            string // names a responder that does not answer
 }
+
+// testPolicy is a certificate policy of the tests, in the documentation
+// arc of RFC 5612 (the IGC-Santé card policies are not known).
+const testPolicy = "1.3.6.1.4.1.32473.1.1"
 
 var (
 	fixOnce sync.Once
@@ -73,6 +84,9 @@ func getFixture(t *testing.T) *fixture {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if fix.responder != nil {
+		fix.responder.Close()
+	}
 	if fix.dir != "" {
 		os.RemoveAll(fix.dir)
 	}
@@ -183,7 +197,69 @@ func build(f *fixture) error {
 	if f.p7sAuthKey, err = write(d, "auth.p7s", sigAuth); err != nil {
 		return err
 	}
-	return buildCRLs(f, pki, other, auth, sign, expAuth, now)
+	if err := buildCRLs(f, pki, other, auth, sign, expAuth, now); err != nil {
+		return err
+	}
+	return buildOCSP(f, pki, authKey, signKey, now)
+}
+
+// buildOCSP starts a responder of pki (on the real clock) and makes tokens
+// and signatures with certificates naming it.
+func buildOCSP(f *fixture, pki *cpstest.PKI, authKey, signKey *rsa.PrivateKey, now time.Time) error {
+	var err error
+	if f.responder, err = pki.StartOCSPResponder(cpstest.OCSPResponderOptions{}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	dead := "http://" + ln.Addr().String() + "/ocsp"
+	ln.Close()
+	doc, err := os.ReadFile(f.doc)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		token, p7s *string
+		name       string
+		responder  string
+		revoked    bool
+	}{
+		{&f.tokenOCSP, &f.p7sOCSP, "ocsp", f.responder.URL, false},
+		{&f.tokenRevoked, &f.p7sRevoked, "ocsp-revoked", f.responder.URL, true},
+		{&f.tokenDeadOCSP, nil, "ocsp-dead", dead, false},
+	} {
+		h := cpstest.Holders()["medecin"]
+		h.OCSPServers = []string{c.responder}
+		h.Policies = []asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 32473, 1, 1}}
+		auth, sign, err := pki.Issue(h, &authKey.PublicKey, &signKey.PublicKey, now.Add(-time.Hour), now.Add(24*time.Hour))
+		if err != nil {
+			return err
+		}
+		if c.revoked {
+			f.responder.Revoke(auth, now.Add(-30*time.Minute), cpstest.ReasonKeyCompromise)
+			f.responder.Revoke(sign, now.Add(-30*time.Minute), cpstest.ReasonKeyCompromise)
+		}
+		tok, err := makeToken(auth, authKey, origin, nonce)
+		if err != nil {
+			return err
+		}
+		if *c.token, err = write(f.dir, c.name+".json", tok); err != nil {
+			return err
+		}
+		if c.p7s == nil {
+			continue
+		}
+		sig, err := makeP7S(sign, signKey, []*x509.Certificate{pki.Intermediate}, doc)
+		if err != nil {
+			return err
+		}
+		if *c.p7s, err = write(f.dir, c.name+".p7s", sig); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func buildCRLs(f *fixture, pki, other *cpstest.PKI, auth, sign, expAuth *x509.Certificate, now time.Time) error {
@@ -293,6 +369,37 @@ func TestVerify(t *testing.T) {
 			[]string{"INVALID CAdES signature: certificate_revoked"}},
 		{"cades no CRL for the card's CA", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--crl", f.arl, "--document", f.doc, f.p7s}, ErrInvalid,
 			[]string{"revocation_unknown"}},
+		// Revocation by OCSP (--ocsp, network, fail closed).
+		{"token OCSP good", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", f.tokenOCSP}, nil,
+			[]string{"VALID authentication token", "not revoked (checked by OCSP)"}},
+		{"token OCSP revoked", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", f.tokenRevoked}, ErrInvalid,
+			[]string{"INVALID authentication token: certificate_revoked", "keyCompromise", "OCSP responder " + f.responder.URL}},
+		{"token OCSP, no responder named", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", f.token}, ErrInvalid,
+			[]string{"revocation_unknown", "names no OCSP responder"}},
+		{"token OCSP responder given", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp-url", f.responder.URL, f.token}, nil,
+			[]string{"VALID", "not revoked (checked by OCSP)"}},
+		{"token OCSP responder down", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", f.tokenDeadOCSP}, ErrInvalid,
+			[]string{"revocation_unknown", "no usable OCSP answer"}},
+		{"token OCSP responder down, CRL good", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", "--crl", f.crlGood, f.tokenDeadOCSP}, nil,
+			[]string{"VALID", "not revoked (checked by OCSP, else the CRLs given)"}},
+		{"token OCSP revoked, CRL good", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--ocsp", "--crl", f.crlGood, f.tokenRevoked}, ErrInvalid,
+			[]string{"certificate_revoked"}},
+		{"cades OCSP good", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--ocsp", "--document", f.doc, f.p7sOCSP}, nil,
+			[]string{"VALID CAdES signature", "not revoked (checked by OCSP)"}},
+		{"cades OCSP revoked", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--ocsp", "--document", f.doc, f.p7sRevoked}, ErrInvalid,
+			[]string{"INVALID CAdES signature: certificate_revoked"}},
+		// Certificate policies (--require-policy).
+		{"token policy present", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--require-policy", testPolicy, f.tokenOCSP}, nil,
+			[]string{"VALID"}},
+		{"token one of two policies present", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow",
+			"--require-policy", "1.3.6.1.4.1.32473.1.2", "--require-policy", testPolicy, f.tokenOCSP}, nil, []string{"VALID"}},
+		{"token policy absent", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--require-policy", "1.3.6.1.4.1.32473.1.2", f.tokenOCSP}, ErrInvalid,
+			[]string{"INVALID authentication token: certificate_policy", "include none of 1.3.6.1.4.1.32473.1.2"}},
+		{"token without policies", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "allow", "--require-policy", testPolicy, f.token}, ErrInvalid,
+			[]string{"certificate_policy", "no certificate policy"}},
+		{"cades policy present", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--require-policy", testPolicy, "--document", f.doc, f.p7sOCSP}, nil, []string{"VALID"}},
+		{"cades policy absent", []string{"cades", "--ca", f.chain, "--test-cards", "allow", "--require-policy", testPolicy, "--document", f.doc, f.p7s}, ErrInvalid,
+			[]string{"INVALID CAdES signature: certificate_policy"}},
 		// Usage and input errors.
 		{"no kind", []string{"--ca", f.chain, f.token}, ErrUsage, nil},
 		{"no ca", []string{"token", "--origin", origin, "--nonce", nonce, f.token}, ErrUsage, nil},
@@ -310,6 +417,10 @@ func TestVerify(t *testing.T) {
 		{"bad --crl file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--crl", f.chain, f.token}, ErrUsage, nil},
 		{"missing --crl file", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--crl", "/nonexistent.crl", f.token}, ErrUsage, nil},
 		{"bad --at", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--at", "yesterday", f.token}, ErrUsage, nil},
+		{"--ocsp with --at", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--ocsp", "--at", "2026-01-01T00:00:00Z", f.token}, ErrUsage, nil},
+		{"bad --ocsp-url", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--ocsp-url", "ldap://ocsp.example/", f.token}, ErrUsage, nil},
+		{"bad --require-policy", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--require-policy", "1.2.x", f.token}, ErrUsage, nil},
+		{"--require-policy not an OID", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--require-policy", "3.1", f.token}, ErrUsage, nil},
 		{"bad --test-cards", []string{"token", "--origin", origin, "--nonce", nonce, "--ca", f.chain, "--test-cards", "maybe", f.token}, ErrUsage, nil},
 		{"unknown flag", []string{"--frobnicate"}, ErrUsage, nil},
 		{"help", []string{"-h"}, flag.ErrHelp, nil},
@@ -442,4 +553,69 @@ func FuzzParseDigest(f *testing.F) {
 			t.Fatalf("error %v is not a usage error", err)
 		}
 	})
+}
+
+// TestVerifyOCSPJSON: the --json verdicts of --ocsp and --require-policy.
+func TestVerifyOCSPJSON(t *testing.T) {
+	f := getFixture(t)
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		valid      bool
+		reason     string
+		revocation any
+	}{
+		{"OCSP good", []string{"--ocsp", f.p7sOCSP}, true, "", "not_revoked"},
+		{"OCSP revoked", []string{"--ocsp", f.p7sRevoked}, false, "certificate_revoked", nil},
+		{"OCSP, no responder named", []string{"--ocsp", f.p7s}, false, "revocation_unknown", nil},
+		{"policy absent", []string{"--require-policy", testPolicy, f.p7s}, false, "certificate_policy", nil},
+		{"policy present", []string{"--require-policy", testPolicy, f.p7sOCSP}, true, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			args := append([]string{"cades", "--json", "--ca", f.chain, "--test-cards", "allow", "--document", f.doc}, tc.args...)
+			err := RunCommand(context.Background(), args, &out, io.Discard)
+			if tc.valid != (err == nil) {
+				t.Fatalf("err = %v\n%s", err, out.Bytes())
+			}
+			var v map[string]any
+			if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+				t.Fatal(err)
+			}
+			var wantReason any
+			if tc.reason != "" {
+				wantReason = tc.reason
+			}
+			if v["valid"] != tc.valid || v["reason"] != wantReason || v["revocation"] != tc.revocation {
+				t.Errorf("%s", out.Bytes())
+			}
+		})
+	}
+}
+
+func TestParseOID(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // "" for an error
+	}{
+		{"1.3.6.1.4.1.32473.1.1", "1.3.6.1.4.1.32473.1.1"},
+		{"2.999.1", "2.999.1"},
+		{"0.39", "0.39"},
+		{"1", ""},
+		{"1.40", ""},
+		{"3.1", ""},
+		{"1..2", ""},
+		{"1.2.", ""},
+		{"1.02", ""},
+		{"1.-2", ""},
+		{"1.+2", ""},
+		{" 1.2", ""},
+		{"", ""},
+		{"1.2.99999999999999999999", ""},
+	} {
+		oid, err := parseOID(tc.in)
+		if tc.want == "" && err == nil || tc.want != "" && (err != nil || oid.String() != tc.want) {
+			t.Errorf("parseOID(%q) = %v, %v; want %q", tc.in, oid, err, tc.want)
+		}
+	}
 }

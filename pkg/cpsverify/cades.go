@@ -52,9 +52,10 @@ var digestAlgorithms = []struct {
 }
 
 // VerifyCAdES verifies a detached CAdES-BES signature (DER CMS SignedData,
-// one signer) of document. With Verifier.Revocation set, the signer's
-// chain must not be revoked at Now (not at the claimed signing time: a
-// CAdES-BES proves no time).
+// one signer) of document. With Verifier.RequiredPolicies set, the
+// signer's certificate must carry one of them. With Verifier.Revocation
+// set, the signer's chain must not be revoked at Now (not at the claimed
+// signing time: a CAdES-BES proves no time).
 func (v *Verifier) VerifyCAdES(ctx context.Context, p7s, document []byte) (*SignatureReport, error) {
 	return v.verifyCAdES(ctx, p7s, func(h crypto.Hash) ([]byte, error) {
 		d := h.New()
@@ -188,6 +189,9 @@ func (v *Verifier) verifyCAdES(ctx context.Context, p7s []byte, digestOf func(cr
 	}
 	chains, err := v.verifyChain(cert, sd.certs, now, x509.ExtKeyUsageAny)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.checkPolicies(cert); err != nil {
 		return nil, err
 	}
 	if report.Chain, err = v.checkRevocation(ctx, chains, now); err != nil {

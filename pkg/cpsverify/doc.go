@@ -24,15 +24,31 @@
 // Every failure is a wrapped sentinel error (ErrSignature, ErrNonceReplayed,
 // ErrCertificateUntrusted …) to be tested with errors.Is.
 //
-// Revocation is checked when Verifier.Revocation is set, e.g. to a
-// CRLChecker holding the IGC-Santé CRLs (LoadCRLs), fail closed: a
+// Revocation is checked when Verifier.Revocation is set, fail closed: a
 // certificate whose status is unknown is refused unless RevocationSoftFail
-// is set. Nothing is downloaded unless CRLChecker.Fetch is set
-// (HTTPFetcher).
+// is set. CRLChecker uses CRLs such as the IGC-Santé ones (LoadCRLs);
+// OCSPChecker asks the OCSP responder a certificate names (RFC 6960:
+// answer signed by the issuer or by a responder it delegated with the
+// OCSPSigning extended key usage, about this very certificate, current
+// within a small clock skew, optionally with a nonce);
+// FallbackChecker{ocspChecker, crlChecker} tries OCSP, then the CRLs. A
+// revoked certificate gives a *RevokedError (matching ErrRevoked) with
+// the revocation time and reason. Nothing goes on the network unless
+// CRLChecker.Fetch (HTTPFetcher) or OCSPChecker.Query (HTTPOCSPQuery) is
+// set.
 //
-// Not covered: OCSP (implement RevocationChecker) and certificate policy
-// OIDs, whose values for card certificates are not yet known; a portal
-// that needs them must add them on top of the returned chain.
+// Verifier.RequiredPolicies requires the card certificate to carry one
+// of the given certificate policy OIDs (ErrCertificatePolicy otherwise).
+// No IGC-Santé OID is built in: the card policies sit under the ANS arc
+// 1.2.250.1.213.1.7, but the exact OIDs of the card certificates are not
+// confirmed; take them from the certification policy in force or from a
+// real card.
+//
+// Not covered: the revocation of an OCSP responder's own certificate
+// (id-pkix-ocsp-nocheck is assumed), responders trusted outside the CA
+// hierarchy (a designated responder certificate), and policy processing
+// along the chain (policy mappings and constraints): only the card
+// certificate's own policies are read.
 //
 // The CMS parser is this package's own (golang.org/x/crypto/cryptobyte,
 // DER only): it verifies the signature over the exact received bytes of the

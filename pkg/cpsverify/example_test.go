@@ -133,3 +133,55 @@ func ExampleCRLChecker() {
 	// true true
 	// true true
 }
+
+// Revocation checking with OCSP, at the responder a card certificate names
+// in its authority information access extension (here a test responder on
+// the loopback interface). The library asks nothing on the network unless
+// given a Query function; the verifier is then given the checker, alone
+// or before the CRLs:
+//
+//	v.Revocation = cpsverify.FallbackChecker{ocspChecker, crlChecker}
+//
+// A revoked card gives a *RevokedError (ErrRevoked); a responder that is
+// down, answers "unknown" or sends an answer that cannot be trusted gives
+// ErrRevocationUnknown, which the verifier refuses unless
+// RevocationSoftFail is set.
+func ExampleOCSPChecker() {
+	ctx := context.Background()
+	pki, err := cpstest.NewPKI(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	responder, err := pki.StartOCSPResponder(cpstest.OCSPResponderOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer responder.Close()
+
+	cardKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	holder := cpstest.Holders()["medecin"]
+	holder.OCSPServers = []string{responder.URL}
+	now := time.Now()
+	authCert, signCert, err := pki.Issue(holder, &cardKey.PublicKey, &cardKey.PublicKey, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	responder.Revoke(authCert, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), cpstest.ReasonKeyCompromise)
+
+	checker := &cpsverify.OCSPChecker{Query: cpsverify.HTTPOCSPQuery(nil, 0)}
+	fmt.Println(checker.Check(ctx, signCert, pki.Intermediate, now))
+	err = checker.Check(ctx, authCert, pki.Intermediate, now)
+	var revoked *cpsverify.RevokedError
+	if errors.As(err, &revoked) {
+		fmt.Println("revoked on", revoked.RevokedAt.Format(time.DateOnly), revoked.ReasonName())
+	}
+
+	// The responder fails: status unknown, fail closed.
+	responder.SetFault(cpstest.OCSPFaultHTTP500)
+	err = (&cpsverify.OCSPChecker{Query: cpsverify.HTTPOCSPQuery(nil, 0)}).Check(ctx, signCert, pki.Intermediate, now)
+	fmt.Println(errors.Is(err, cpsverify.ErrRevocationUnknown))
+	// Output:
+	// <nil>
+	// revoked on 2026-03-01 keyCompromise
+	// true
+}

@@ -1,10 +1,16 @@
 package cpsverify
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/cpsagent/cpsagent/pkg/cpsid/cpstest"
 )
@@ -111,4 +117,102 @@ func FuzzParseCRLs(f *testing.F) {
 			t.Fatalf("error %v matches neither ErrRevoked nor ErrRevocationUnknown", err)
 		}
 	})
+}
+
+// FuzzParseOCSPResponse: whatever a responder sends, OCSPChecker answers
+// not revoked, revoked or unknown without panicking, and vouches for a
+// certificate (good or revoked) only with a response about it signed by
+// its issuer or by a responder certificate the issuer signed, current at
+// the verification time.
+func FuzzParseOCSPResponse(f *testing.F) {
+	w, ow := getOCSPWorld(f)
+	inter := w.pki.Intermediate
+	id, err := newOCSPCertID(crypto.SHA1, w.auth, inter)
+	if err != nil {
+		f.Fatal(err)
+	}
+	req, err := marshalOCSPRequest(id, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	nonceReq, err := marshalOCSPRequest(id, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	answer := func(o cpstest.OCSPResponderOptions, fault cpstest.OCSPFault, status *cpstest.OCSPStatus, request []byte) []byte {
+		o.Now = func() time.Time { return base }
+		r, err := w.pki.StartOCSPResponder(o)
+		if err != nil {
+			f.Fatal(err)
+		}
+		defer r.Close()
+		r.SetFault(fault)
+		if status != nil {
+			r.SetStatus(w.auth.SerialNumber, *status)
+		}
+		return r.Answer(request)
+	}
+	delegated := cpstest.OCSPResponderOptions{ResponderCert: ow.delegated, ResponderKey: ow.key}
+	revoked := &cpstest.OCSPStatus{Status: cpstest.OCSPRevoked, RevokedAt: base.Add(-time.Hour), Reason: cpstest.ReasonKeyCompromise}
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultNone, nil, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultNone, revoked, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultNone, &cpstest.OCSPStatus{Status: cpstest.OCSPUnknown}, req))
+	f.Add(answer(delegated, cpstest.OCSPFaultNone, revoked, nonceReq))
+	f.Add(answer(cpstest.OCSPResponderOptions{ResponderCert: ow.noEKU, ResponderKey: ow.key}, cpstest.OCSPFaultNone, nil, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{Validity: -1}, cpstest.OCSPFaultWrongIssuer, nil, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultWrongSerial, nil, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultStale, nil, req))
+	f.Add(answer(cpstest.OCSPResponderOptions{}, cpstest.OCSPFaultWrongSigner, nil, req))
+	f.Add(ocsp.TryLaterErrorResponse)
+	f.Add([]byte("<html>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &OCSPChecker{}
+		a, err := c.parseResponse(data, id, w.auth, inter, nil, base)
+		if err == nil {
+			// Independent checks with golang.org/x/crypto/ocsp given the issuer.
+			resp, perr := ocsp.ParseResponseForCert(data, w.auth, inter)
+			if perr != nil {
+				// The issuer may sign with its own certificate attached.
+				resp, perr = ocsp.ParseResponseForCert(data, w.auth, nil)
+				if perr != nil || resp.Certificate == nil || !resp.Certificate.Equal(inter) {
+					t.Fatalf("accepted a response x/crypto/ocsp refuses with the issuer: %v", perr)
+				}
+			}
+			if resp.Certificate != nil && !resp.Certificate.Equal(inter) &&
+				!(bytes.Equal(resp.Certificate.RawIssuer, inter.RawSubject) && resp.Certificate.CheckSignatureFrom(inter) == nil &&
+					containsEKU(resp.Certificate, x509.ExtKeyUsageOCSPSigning)) {
+				t.Fatal("accepted a response signed by a certificate the issuer did not delegate")
+			}
+			if resp.SerialNumber.Cmp(w.auth.SerialNumber) != 0 || resp.Status != a.status {
+				t.Fatalf("answer %+v for a response about %v, status %d", a, resp.SerialNumber, resp.Status)
+			}
+			if a.thisUpdate.After(base.Add(DefaultOCSPClockSkew)) || !a.nextUpdate.IsZero() && !base.Before(a.nextUpdate.Add(DefaultOCSPClockSkew)) {
+				t.Fatalf("accepted a response not current at %v: %v – %v", base, a.thisUpdate, a.nextUpdate)
+			}
+		}
+		// The whole check, with the data as the responder's answer.
+		c = &OCSPChecker{ResponderURL: "http://ocsp.test/", Query: func(context.Context, string, []byte) ([]byte, error) { return data, nil }}
+		err = c.Check(context.Background(), w.auth, inter, base)
+		switch {
+		case err == nil:
+			if a == nil || a.status != ocsp.Good {
+				t.Fatalf("not revoked, but the response alone gives %+v", a)
+			}
+		case errors.Is(err, ErrRevoked):
+			if a == nil || a.status != ocsp.Revoked {
+				t.Fatalf("revoked, but the response alone gives %+v", a)
+			}
+		case !errors.Is(err, ErrRevocationUnknown) || errors.Is(err, ErrOCSPNoResponder):
+			t.Fatalf("error %v is not an unknown status", err)
+		}
+	})
+}
+
+func containsEKU(c *x509.Certificate, eku x509.ExtKeyUsage) bool {
+	for _, e := range c.ExtKeyUsage {
+		if e == eku {
+			return true
+		}
+	}
+	return false
 }

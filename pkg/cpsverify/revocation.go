@@ -24,14 +24,16 @@ import (
 // RevocationChecker tells whether cert, issued by issuer, is revoked at
 // now (the Verifier's clock). Check returns nil when the certificate is
 // known not to be revoked, an error matching ErrRevoked when it is, and an
-// error matching ErrRevocationUnknown otherwise: ErrCRLNotFound when the
-// checker has nothing at all for this issuer (an intermediate CA is then
-// not checked), any other ErrRevocationUnknown (stale CRL, CRL of another
+// error matching ErrRevocationUnknown otherwise: ErrCRLNotFound or
+// ErrOCSPNoResponder when the checker has nothing at all for this
+// certificate (an intermediate CA is then not checked), any other ErrRevocationUnknown (stale CRL, CRL of another
 // key, download failure …) refuses the certificate unless
 // Verifier.RevocationSoftFail is set. Other errors count as unknown.
 //
-// CRLChecker is the implementation for CRLs; an OCSP client can implement
-// the interface too. Check is called concurrently.
+// CRLChecker is the implementation for CRLs, OCSPChecker the one for
+// OCSP, FallbackChecker combines them (OCSP, then CRLs). A revoked
+// certificate is best reported as a *RevokedError. Check is called
+// concurrently.
 type RevocationChecker interface {
 	Check(ctx context.Context, cert, issuer *x509.Certificate, now time.Time) error
 }
@@ -350,9 +352,8 @@ func (s *crlSearch) look(crls []*crlIndex, cert, issuer *x509.Certificate, now t
 		if e == nil || e.ReasonCode == reasonCertificateHold && newest.newerThan(ix) {
 			continue
 		}
-		return true, fmt.Errorf("%w: %q (serial %s) revoked on %s, %s (CRL of %q, %s)",
-			ErrRevoked, certName(cert), cert.SerialNumber.Text(16), e.RevocationTime.UTC().Format(time.RFC3339),
-			reasonName(e.ReasonCode), certName(issuer), ix.crl.ThisUpdate.UTC().Format(time.RFC3339))
+		return true, &RevokedError{Certificate: cert, RevokedAt: e.RevocationTime, Reason: e.ReasonCode,
+			Source: fmt.Sprintf("CRL of %q, %s", certName(issuer), ix.crl.ThisUpdate.UTC().Format(time.RFC3339))}
 	}
 	return true, nil
 }
@@ -623,7 +624,8 @@ func (v *Verifier) checkRevocation(ctx context.Context, chains [][]*x509.Certifi
 
 // checkChainRevocation checks every certificate of chain but the trust
 // anchor against its issuer: the end-entity certificate always, an
-// intermediate CA when the checker has something for its issuer.
+// intermediate CA when the checker has something for it (a CRL of its
+// issuer, an OCSP responder).
 func (v *Verifier) checkChainRevocation(ctx context.Context, chain []*x509.Certificate, now time.Time) error {
 	for i := 0; i+1 < len(chain); i++ {
 		err := v.Revocation.Check(ctx, chain[i], chain[i+1], now)
@@ -633,7 +635,7 @@ func (v *Verifier) checkChainRevocation(ctx context.Context, chain []*x509.Certi
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case i > 0 && errors.Is(err, ErrCRLNotFound):
+		case i > 0 && noRevocationSource(err):
 		case v.RevocationSoftFail:
 		case errors.Is(err, ErrRevocationUnknown):
 			return err
@@ -642,4 +644,11 @@ func (v *Verifier) checkChainRevocation(ctx context.Context, chain []*x509.Certi
 		}
 	}
 	return nil
+}
+
+// noRevocationSource tells the errors of a checker that has nothing at
+// all for a certificate (no CRL of its issuer, no OCSP responder): an
+// intermediate CA is then not checked.
+func noRevocationSource(err error) bool {
+	return errors.Is(err, ErrCRLNotFound) || errors.Is(err, ErrOCSPNoResponder)
 }

@@ -150,8 +150,8 @@ func decodeBase64(s string) ([]byte, error) {
 // AllowedOrigins), the nonce (consumed from Nonces, single use, not older
 // than MaxNonceAge), the certificate (parses, valid at Now, keyUsage
 // digitalSignature, EKU clientAuth when an EKU is present, chains to Roots
-// through Intermediates, not revoked when Revocation is set, test-card
-// policy) and finally the signature.
+// through Intermediates, one of RequiredPolicies when set, not revoked
+// when Revocation is set, test-card policy) and finally the signature.
 //
 // The returned identity comes from the now verified certificate.
 func (v *Verifier) VerifyAuthToken(ctx context.Context, token AuthToken, origin, nonce string) (*cpsid.Identity, error) {
@@ -206,6 +206,9 @@ func (v *Verifier) VerifyAuthToken(ctx context.Context, token AuthToken, origin,
 	}
 	chains, err := v.verifyChain(cert, nil, now, x509.ExtKeyUsageClientAuth)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.checkPolicies(cert); err != nil {
 		return nil, err
 	}
 	if _, err := v.checkRevocation(ctx, chains, now); err != nil {

@@ -3,6 +3,7 @@ package cpsverify
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"fmt"
 	"net/url"
 	"slices"
@@ -47,13 +48,23 @@ type Verifier struct {
 	// (or other source) for its issuer; the root is a trust anchor. A
 	// revoked certificate gives ErrRevoked; an unknown status gives
 	// ErrRevocationUnknown (fail closed). Nil: no revocation checking.
-	// CRLChecker is the ready implementation.
+	// CRLChecker (CRLs), OCSPChecker (OCSP) and FallbackChecker (OCSP,
+	// then CRLs) are the ready implementations.
 	Revocation RevocationChecker
 	// RevocationSoftFail accepts a certificate whose revocation status is
-	// unknown (no CRL, CRL out of date, download failure); a certificate
-	// listed as revoked is always refused. To log such acceptances, wrap
-	// the checker.
+	// unknown (no CRL, CRL out of date, download failure, OCSP responder
+	// down or answering "unknown"); a certificate listed as revoked is
+	// always refused. To log such acceptances, wrap the checker.
 	RevocationSoftFail bool
+	// RequiredPolicies, when not empty, requires the card certificate
+	// (the end-entity certificate only) to carry at least one of these
+	// OIDs in its certificatePolicies extension; anyPolicy (2.5.29.32.0)
+	// in the certificate satisfies only a list naming it. A certificate
+	// without them gives ErrCertificatePolicy. Empty: no policy check.
+	// The OIDs of the IGC-Santé card policies are not confirmed (see the
+	// package documentation): take them from the CA's certification
+	// policy or from a real card.
+	RequiredPolicies []asn1.ObjectIdentifier
 
 	once         sync.Once
 	memoryNonces *MemoryNonceStore
@@ -95,7 +106,47 @@ func (v *Verifier) checkConfig() error {
 	if v.AllowTestCards && v.RequireTestCards {
 		return fmt.Errorf("%w: AllowTestCards and RequireTestCards are exclusive", ErrConfig)
 	}
+	for _, oid := range v.RequiredPolicies {
+		if !validOID(oid) {
+			return fmt.Errorf("%w: RequiredPolicies holds an invalid OID %v", ErrConfig, oid)
+		}
+	}
 	return nil
+}
+
+// validOID tells an OID that can be encoded: two arcs at least, the
+// first 0, 1 or 2, the second below 40 under 0 and 1, none negative.
+func validOID(oid asn1.ObjectIdentifier) bool {
+	if len(oid) < 2 || oid[0] < 0 || oid[0] > 2 || oid[0] < 2 && oid[1] >= 40 {
+		return false
+	}
+	return !slices.ContainsFunc(oid, func(a int) bool { return a < 0 })
+}
+
+// checkPolicies requires one of v.RequiredPolicies among cert's
+// certificate policies.
+func (v *Verifier) checkPolicies(cert *x509.Certificate) error {
+	if len(v.RequiredPolicies) == 0 {
+		return nil
+	}
+	var have []string
+	for _, p := range cert.Policies {
+		for _, want := range v.RequiredPolicies {
+			if p.EqualASN1OID(want) {
+				return nil
+			}
+		}
+		have = append(have, p.String())
+	}
+	want := make([]string, len(v.RequiredPolicies))
+	for i, oid := range v.RequiredPolicies {
+		want[i] = oid.String()
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("%w: the certificate has no certificate policy, want one of %s", ErrCertificatePolicy, strings.Join(want, ", "))
+	}
+	return fmt.Errorf("%w: the certificate's policies %s include none of %s", ErrCertificatePolicy,
+		strings.Join(have, ", "), strings.Join(want, ", "))
 }
 
 // checkOrigin requires a plain https origin listed in AllowedOrigins.

@@ -75,6 +75,9 @@ type Holder struct {
 	CardTypeEncoding CardTypeEncoding
 	// Policies are added as certificatePolicies to both certificates.
 	Policies []asn1.ObjectIdentifier
+	// OCSPServers are added to both certificates as OCSP responder URLs
+	// (authority information access), e.g. an OCSPResponder's URL.
+	OCSPServers []string
 }
 
 var cardTypeCodes = map[string]byte{"CPS": 0, "CPF": 1, "CPE": 2, "CPA": 3}
@@ -276,7 +279,8 @@ func CardTypeExtension(h Holder) (pkix.Extension, bool, error) {
 //   - authentication: keyUsage digitalSignature|keyEncipherment, EKU clientAuth;
 //   - signature: keyUsage nonRepudiation (contentCommitment), no EKU.
 //
-// Both carry the card-type extension (unless h.CardType is empty).
+// Both carry the card-type extension (unless h.CardType is empty), and
+// h.Policies and h.OCSPServers when set.
 func (p *PKI) Issue(h Holder, authKey, signKey *rsa.PublicKey, notBefore, notAfter time.Time) (authCert, signCert *x509.Certificate, err error) {
 	if authKey == nil || signKey == nil {
 		return nil, nil, errors.New("cpstest: Issue needs both public keys")
@@ -318,6 +322,7 @@ func (p *PKI) Issue(h Holder, authKey, signKey *rsa.PublicKey, notBefore, notAft
 			BasicConstraintsValid: true,
 			ExtraExtensions:       exts,
 			Policies:              policies,
+			OCSPServer:            h.OCSPServers,
 		}, nil
 	}
 	at, err := tmpl(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})

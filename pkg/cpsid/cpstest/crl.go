@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// RFC 5280 §5.3.1 revocation reasons, for CRLOptions entries.
+// RFC 5280 §5.3.1 revocation reasons, for CRLOptions entries and
+// OCSPStatus.
 const (
 	ReasonUnspecified          = 0
 	ReasonKeyCompromise        = 1
@@ -21,6 +22,9 @@ const (
 	ReasonSuperseded           = 4
 	ReasonCessationOfOperation = 5
 	ReasonCertificateHold      = 6
+	ReasonRemoveFromCRL        = 8
+	ReasonPrivilegeWithdrawn   = 9
+	ReasonAACompromise         = 10
 )
 
 // CRLOptions configures IssueCRL.
