@@ -1,6 +1,7 @@
 package card
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -73,6 +74,10 @@ type slot struct {
 	// reported is the serial whose identity the engine last handed out for
 	// this reader (Card or identity-available); cleared when the card goes.
 	reported string
+	// gone is the serial of the last card the engine saw leave this reader
+	// (or found replaced in it): a request addressed to that serial while
+	// the reader holds another card is about a swapped card.
+	gone string
 	// gen changes with every insertion/removal seen by the monitor.
 	gen  uint64
 	op   *operation
@@ -243,7 +248,10 @@ func looksLikeSerial(s string) bool {
 // serial number (as in Status and the identity-available event) is the
 // reader that holds that card. The operation then checks that the card it
 // talks to has that serial (ErrCardMismatch otherwise), so a card swapped
-// after the lookup is never used.
+// after the lookup is never used. A serial no reader reports, whose card
+// the monitor saw leave a reader that holds a card again, is a swap too:
+// ErrCardMismatch when that card is known to be another one, else that
+// reader, for the operation's own check.
 func (e *Engine) resolve(ctx context.Context, reader string) (target, error) {
 	e.mu.Lock()
 	monitoring := e.monitoring
@@ -262,6 +270,7 @@ func (e *Engine) resolve(ctx context.Context, reader string) (target, error) {
 	// Readers holding a card with this serial. Without the monitor, the
 	// serials the engine read during earlier operations are all it knows.
 	var holders []string
+	var swapped []target // readers the card left, holding another card (serial if known)
 	if reader != "" && looksLikeSerial(reader) {
 		for _, s := range e.slots {
 			if monitoring && (!s.seen || !s.present) {
@@ -269,6 +278,11 @@ func (e *Engine) resolve(ctx context.Context, reader string) (target, error) {
 			}
 			if s.reported == reader || s.serial == reader {
 				holders = append(holders, s.name)
+			}
+		}
+		for _, s := range e.slots {
+			if len(holders) == 0 && monitoring && s.seen && s.present && s.gone == reader {
+				swapped = append(swapped, target{reader: s.name, serial: cmp.Or(s.reported, s.serial)})
 			}
 		}
 	}
@@ -305,6 +319,15 @@ func (e *Engine) resolve(ctx context.Context, reader string) (target, error) {
 		}
 		switch len(holders) {
 		case 0:
+			if len(swapped) > 0 {
+				sort.Slice(swapped, func(i, j int) bool { return swapped[i].reader < swapped[j].reader })
+				sw := swapped[0]
+				if sw.serial == "" {
+					// Not read yet: the operation checks the card it finds.
+					return target{reader: sw.reader, serial: reader}, nil
+				}
+				return target{}, fmt.Errorf("%w: card %s left reader %q, which holds card %s now", ErrCardMismatch, reader, sw.reader, sw.serial)
+			}
 			return target{}, fmt.Errorf("%w: no card with serial number %s", ErrNoCard, reader)
 		case 1:
 			return target{reader: holders[0], serial: reader}, nil

@@ -412,6 +412,63 @@ var engineCases = []engineCase{
 		}
 	}, nil},
 
+	{"card swapped after its identity was read, then addressed by serial", false, func(t *testing.T, r *rig) {
+		a := r.newCard("medecin", virtual.Behaviour{})
+		b := r.newCard("infirmier", virtual.Behaviour{})
+		r.insert(a)
+		ctx := context.Background()
+		d, err := r.eng.Card(ctx, r.reader)
+		if err != nil || d.Serial != agentSerial(a) {
+			t.Fatalf("Card = %+v, %v", d, err)
+		}
+		r.remove()
+		// Nothing in the reader: the card is absent, not changed.
+		if _, err := r.eng.Sign(ctx, d.Serial, []byte("doc"), pins(t).fn); !errors.Is(err, card.ErrNoCard) {
+			t.Fatalf("empty reader: %v, want ErrNoCard", err)
+		}
+		r.insert(b) // the engine has read b: it knows the reader holds another card
+		p := pins(t)
+		if _, err := r.eng.Sign(ctx, d.Serial, []byte("doc"), p.fn); !errors.Is(err, card.ErrCardMismatch) {
+			t.Fatalf("Sign(%s) after the swap: %v, want ErrCardMismatch", d.Serial, err)
+		}
+		if _, err := r.eng.Authenticate(ctx, d.Serial, append(append([]byte{}, sha256Prefix...), make([]byte, 32)...), p.fn); !errors.Is(err, card.ErrCardMismatch) {
+			t.Fatalf("Authenticate(%s) after the swap: %v, want ErrCardMismatch", d.Serial, err)
+		}
+		if _, err := r.eng.Card(ctx, d.Serial); !errors.Is(err, card.ErrCardMismatch) {
+			t.Fatalf("Card(%s) after the swap: %v, want ErrCardMismatch", d.Serial, err)
+		}
+		if len(p.requests()) != 0 || b.Stats().Verifies != 0 || b.Stats().Signatures != 0 || a.Stats().Signatures != 0 {
+			t.Fatalf("prompted (%d) or card used: new %+v, old %+v", len(p.requests()), b.Stats(), a.Stats())
+		}
+		// The new card is usable by its own serial; a never-seen serial is absent.
+		if sig, err := r.eng.Sign(ctx, agentSerial(b), []byte("doc"), pins(t, virtual.DefaultPIN).fn); err != nil || sig.Serial != agentSerial(b) {
+			t.Fatalf("sign on the new card: %+v, %v", sig, err)
+		}
+		if _, err := r.eng.Card(ctx, "0BADCAFE"); !errors.Is(err, card.ErrNoCard) {
+			t.Fatalf("unknown serial: %v, want ErrNoCard", err)
+		}
+	}, nil},
+
+	{"card swapped, addressed by serial before the new card was read", true, func(t *testing.T, r *rig) {
+		a := r.newCard("medecin", virtual.Behaviour{})
+		b := r.newCard("infirmier", virtual.Behaviour{})
+		r.insert(a)
+		ctx := context.Background()
+		d, err := r.eng.Card(ctx, r.reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.remove()
+		r.insert(b) // no read after insertion: the operation itself finds out
+		p := pins(t)
+		if _, err := r.eng.Sign(ctx, d.Serial, []byte("doc"), p.fn); !errors.Is(err, card.ErrCardMismatch) {
+			t.Fatalf("Sign(%s) after the swap: %v, want ErrCardMismatch", d.Serial, err)
+		}
+		if len(p.requests()) != 0 || b.Stats().Verifies != 0 || b.Stats().Signatures != 0 {
+			t.Fatalf("prompted (%d) or card used: %+v", len(p.requests()), b.Stats())
+		}
+	}, nil},
+
 	{"change PIN", false, func(t *testing.T, r *rig) {
 		c := r.newCard("medecin", virtual.Behaviour{})
 		r.insert(c)

@@ -1,6 +1,7 @@
 package card
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -155,6 +156,15 @@ func (e *Engine) forgetLocked(s *slot) {
 	}
 	if s.reported != "" {
 		e.cache.drop(s.reported)
+	}
+	s.leftLocked()
+}
+
+// leftLocked records that the card known in s left it (see slot.gone) and
+// clears its serial binding.
+func (s *slot) leftLocked() {
+	if old := cmp.Or(s.reported, s.serial); old != "" {
+		s.gone = old
 	}
 	s.serial, s.insertion, s.reported = "", 0, ""
 }

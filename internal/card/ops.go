@@ -538,7 +538,7 @@ func (e *Engine) mismatch(name string) {
 	var gen uint64
 	ctx := e.runCtx
 	if s != nil {
-		s.reported, s.serial, s.insertion = "", "", 0
+		s.leftLocked()
 		s.gen++
 		gen = s.gen
 	}
