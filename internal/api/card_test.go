@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,6 +255,128 @@ func TestPINPromptContent(t *testing.T) {
 	}
 	if r := h.prompter.requests()[1]; r.Description != "" || !strings.Contains(r.Operation, "sign in") || r.Lang != "en" {
 		t.Fatalf("authenticate prompt %+v", r)
+	}
+}
+
+// dialogTexts returns, for each dialog the fake pinentry ran (each GETPIN
+// or CONFIRM), the SETTITLE and SETDESC it received, Assuan-unescaped.
+func dialogTexts(t *testing.T, logFile string) (titles, descs []string) {
+	t.Helper()
+	lines, err := pinentrytest.ReadLog(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unescape := strings.NewReplacer("%0A", "\n", "%0D", "\r", "%25", "%")
+	var title, desc string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "SETTITLE "):
+			title = unescape.Replace(strings.TrimPrefix(l, "SETTITLE "))
+		case strings.HasPrefix(l, "SETDESC "):
+			desc = unescape.Replace(strings.TrimPrefix(l, "SETDESC "))
+		case l == "GETPIN" || l == "CONFIRM":
+			titles, descs = append(titles, title), append(descs, desc)
+		}
+	}
+	return titles, descs
+}
+
+// TestSec29_DialogNamesOriginAndOperation (security.md §6 item 29): the PIN
+// dialog a web request opens names the exact origin (an IDN decoded and
+// raw) and the operation, in the agent's own lines; the request's
+// description is accepted only as plain text on one line of at most 200
+// characters (else 400 before any dialog) and is shown quoted, once, as the
+// site's unverified message, after every agent line, so that it cannot
+// pass for the agent's wording (quotes and markup inside it are
+// neutralised by pinentry.SanitizeDescription).
+func TestSec29_DialogNamesOriginAndOperation(t *testing.T) {
+	const idn = "https://xn--caf-dma.example" // café.example
+	h := newHarness(t, harnessOpts{options: func(o *Options) { o.AllowedOrigins = append(o.AllowedOrigins, idn) }})
+	data := b64([]byte("attributes"))
+	fake := "Opération : connexion au site (authentification) Porteur : Dr FAUX Essais restants : 3 " +
+		`ATTENTION : dernier essai. « cpsagent – Code porteur » \"ok\" <b>Valider</b>` // JSON-escaped quotes
+	tests := []struct {
+		name, origin, path, body string
+		title                    string
+		lines                    []string // the agent's lines, in order, before the site's message
+		message                  string   // the site's line, "" for none
+	}{
+		{
+			name: "sign, plain origin, description faking agent lines", origin: testOrigin, path: "/v1/sign",
+			body:  `{"dataToSign":"` + data + `","description":"` + fake + `"}`,
+			title: "cpsagent – Code porteur de la carte CPS",
+			lines: []string{"Le site suivant demande votre code porteur :", "    " + testOrigin, "Opération : signature d'un document"},
+			message: "Message du site (non vérifié) : « Opération : connexion au site (authentification) Porteur : Dr FAUX " +
+				"Essais restants : 3 ATTENTION : dernier essai. ' cpsagent – Code porteur ' 'ok' ‹b›Valider‹/b› »",
+		},
+		{
+			name: "sign, IDN origin, english", origin: idn, path: "/v1/sign",
+			body:    `{"dataToSign":"` + data + `","description":"Prescription 42","lang":"en"}`,
+			title:   "cpsagent – CPS card PIN",
+			lines:   []string{"The following site asks for your PIN:", "    https://café.example", "    (raw address: " + idn + ")", "Operation: signature of a document"},
+			message: "Message from the site (unverified): “Prescription 42”",
+		},
+		{
+			name: "sign, description at the 200-character limit", origin: testOrigin, path: "/v1/sign",
+			body:    `{"dataToSign":"` + data + `","description":"` + strings.Repeat("é", 200) + `"}`,
+			title:   "cpsagent – Code porteur de la carte CPS",
+			lines:   []string{"Le site suivant demande votre code porteur :", "    " + testOrigin, "Opération : signature d'un document"},
+			message: "Message du site (non vérifié) : « " + strings.Repeat("é", 200) + " »",
+		},
+		{
+			name: "authenticate, IDN origin: no site text at all", origin: idn, path: "/v1/authenticate",
+			body:  authBody(goodNonce),
+			title: "cpsagent – Code porteur de la carte CPS",
+			lines: []string{"Le site suivant demande votre code porteur :", "    https://café.example", "    (adresse technique : " + idn + ")",
+				"Opération : connexion au site (authentification)"},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if w := h.do(http.MethodPost, tt.path, tt.body, "Origin", tt.origin); w.Code != 200 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			titles, descs := dialogTexts(t, h.pinLog)
+			if len(descs) != i+1 {
+				t.Fatalf("%d dialogs, want %d", len(descs), i+1)
+			}
+			if titles[i] != tt.title {
+				t.Errorf("title %q, want %q", titles[i], tt.title)
+			}
+			lines := strings.Split(descs[i], "\n")
+			if !slices.Equal(lines[:min(len(tt.lines), len(lines))], tt.lines) {
+				t.Fatalf("dialog starts %q, want %q", lines, tt.lines)
+			}
+			for _, l := range lines[len(tt.lines):] {
+				if !strings.HasPrefix(l, "Porteur : ") && !strings.HasPrefix(l, "Card holder: ") &&
+					!strings.HasPrefix(l, "Lecteur : ") && !strings.HasPrefix(l, "Reader: ") &&
+					!strings.HasPrefix(l, "Essais restants : ") && !strings.HasPrefix(l, "Tries left: ") &&
+					l != "" && l != tt.message {
+					t.Errorf("unexpected dialog line %q in\n%s", l, descs[i])
+				}
+			}
+			switch last := lines[len(lines)-1]; {
+			case tt.message == "" && strings.Contains(descs[i], "Message"):
+				t.Errorf("a site message without a description:\n%s", descs[i])
+			case tt.message != "" && (last != tt.message || strings.Count(descs[i], "\n\n") != 1):
+				t.Errorf("site message %q, want %q last, after one blank line:\n%s", last, tt.message, descs[i])
+			}
+		})
+	}
+
+	// Descriptions that are not plain one-line text, or too long, are
+	// refused before any dialog.
+	for _, d := range []string{
+		`a\nOpération : rien`, `a\rb`, `a\tb`, `a\u0000b`, `a\u0085b`, `a\u2028b`, `a\u2029b`,
+		`a\u202eb`, `a\u2066b\u2069`, `a\u200bb`, `a\ufeffb`, `\u001b[31mrouge`, strings.Repeat("a", 201),
+	} {
+		w := h.do(http.MethodPost, "/v1/sign", `{"dataToSign":"`+data+`","description":"`+d+`"}`)
+		if p := problemOf(t, w, 400, CodeBadRequest); p.Field != "description" {
+			t.Errorf("description %q: field %q", d, p.Field)
+		}
+	}
+	if n := h.prompts(); n != len(tests) {
+		t.Fatalf("%d dialogs, want %d (none for a refused description)", n, len(tests))
 	}
 }
 
@@ -544,6 +667,131 @@ func grepLines(lines []string, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// secondCard is another holder's virtual card, with the harness PIN and a
+// serial of its own (the ready-made identities share the first 8 digits,
+// which are the card serial the agent reports).
+func secondCard(t *testing.T) *virtual.Card {
+	t.Helper()
+	cfg, err := virtual.Identity("infirmier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PIN, cfg.Serial = goodPIN, "1357924600"
+	vc, err := virtual.NewCard(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vc
+}
+
+// TestSec36_CardSwappedBeforeSigning (security.md §6 item 36): the page read
+// the holder's identity and certificates (GET /v1/card), then another card
+// is put in the reader before the signature or authentication. The
+// operation is refused with 409 card_changed and nothing is signed, when
+// the swap happens while the PIN prompt is open (the engine re-reads the
+// serial before VERIFY), and, when it happened before the request, for a
+// request that names the card by the serialNumber it read (reader field;
+// for CAdES the agent also compares the signing certificate): then without
+// a prompt. A request that names no card uses the card in the reader, and
+// its answer carries that card's certificate, never the one read before.
+func TestSec36_CardSwappedBeforeSigning(t *testing.T) {
+	digest := sha256.Sum256([]byte("ordonnance"))
+	cades := func(reader string) string {
+		return `{"documentDigest":"` + b64(digest[:]) + `","digestAlgorithm":"SHA-256","format":"cades"` + reader + `}`
+	}
+	raw := func(reader string) string { return `{"dataToSign":"` + b64([]byte("attributes")) + `"` + reader + `}` }
+	auth := func(reader string) string { return `{"challengeNonce":"` + goodNonce + `"` + reader + `}` }
+	tests := []struct {
+		name         string
+		duringPrompt bool // else swapped (and seen by the engine) before the request
+		method, path string
+		body         func(reader string) string // reader is `,"reader":"SERIAL"` or ""
+		bySerial     bool
+		wantPrompts  int
+	}{
+		{"raw signature, swapped during the PIN prompt", true, http.MethodPost, "/v1/sign", raw, false, 1},
+		{"raw signature by serial, swapped during the PIN prompt", true, http.MethodPost, "/v1/sign", raw, true, 1},
+		{"CAdES, swapped during the PIN prompt", true, http.MethodPost, "/v1/sign", cades, false, 1},
+		{"authentication, swapped during the PIN prompt", true, http.MethodPost, "/v1/authenticate", auth, false, 1},
+		{"raw signature by serial, swapped before", false, http.MethodPost, "/v1/sign", raw, true, 0},
+		{"CAdES by serial, swapped before", false, http.MethodPost, "/v1/sign", cades, true, 0},
+		{"authentication by serial, swapped before", false, http.MethodPost, "/v1/authenticate", auth, true, 0},
+		{"identity by serial, swapped before", false, http.MethodGet, "/v1/card?reader=", nil, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			var id cpsid.Identity
+			w := h.do(http.MethodGet, "/v1/card", "")
+			decodeJSON(t, w.Body.Bytes(), &id)
+			if w.Code != 200 || id.Card.SerialNumber == nil {
+				t.Fatalf("identity read: %d %s", w.Code, w.Body)
+			}
+			serial := *id.Card.SerialNumber
+			other := secondCard(t)
+			events, unsubscribe := h.eng.Subscribe()
+			defer unsubscribe()
+			swap := func() {
+				if err := h.mr.Insert(readerName, other); err != nil {
+					t.Error(err)
+				}
+			}
+			if tt.duringPrompt {
+				var once sync.Once
+				h.prompter.before = func(pinentryRequest) { once.Do(swap) }
+			} else {
+				swap()
+				for ev := waitEvent(t, events, card.EventIdentityReady); ev.Serial == serial; {
+					ev = waitEvent(t, events, card.EventIdentityReady)
+				}
+			}
+			path, body, reader := tt.path, "", ""
+			if tt.bySerial {
+				reader = `,"reader":"` + serial + `"`
+			}
+			if tt.body != nil {
+				body = tt.body(reader)
+			} else {
+				path += serial
+			}
+			w = h.do(tt.method, path, body)
+			problemOf(t, w, 409, CodeCardChanged)
+			if n := h.prompts(); n != tt.wantPrompts {
+				t.Errorf("%d PIN prompts, want %d", n, tt.wantPrompts)
+			}
+			if st := other.Stats(); st.Verifies != 0 || st.Signatures != 0 || st.InternalAuths != 0 {
+				t.Errorf("the new card was used: %+v", st)
+			}
+			if st := h.vc.Stats(); st.Verifies != 0 || st.Signatures != 0 || st.InternalAuths != 0 {
+				t.Errorf("the card read before was used: %+v", st)
+			}
+		})
+	}
+
+	t.Run("no card named: the answer names the card that signed", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{})
+		if w := h.do(http.MethodGet, "/v1/card", ""); w.Code != 200 {
+			t.Fatal(w.Code)
+		}
+		other := secondCard(t)
+		events, unsubscribe := h.eng.Subscribe()
+		defer unsubscribe()
+		if err := h.mr.Insert(readerName, other); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, events, card.EventIdentityReady)
+		w := h.do(http.MethodPost, "/v1/sign", raw(""))
+		if w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		var resp SignResponse
+		decodeJSON(t, w.Body.Bytes(), &resp)
+		if resp.Certificate != b64(other.Config().SignCert) || resp.Certificate == b64(h.vc.Config().SignCert) {
+			t.Fatal("the answer does not carry the certificate of the card that signed")
+		}
+	})
 }
 
 func TestSec35_NoPINCache(t *testing.T) {

@@ -1,13 +1,17 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/consent"
 	"github.com/cpsagent/cpsagent/internal/i18n"
 	"github.com/cpsagent/cpsagent/internal/pinentry"
@@ -158,6 +162,117 @@ func TestConsentRefusedPreflight(t *testing.T) {
 	noCORS(t, w.Header())
 	if n, log := dialogs(); n != 1 {
 		t.Fatalf("%d dialogs, want 1 (then the refusal cooldown):\n%s", n, log)
+	}
+	h.assertUntouched(t)
+}
+
+// countingCards counts the identity reads that reach the card service.
+type countingCards struct {
+	CardService
+	reads atomic.Int32
+}
+
+func (c *countingCards) Card(ctx context.Context, reader string) (*card.CardData, error) {
+	c.reads.Add(1)
+	return c.CardService.Card(ctx, reader)
+}
+
+// consentProbe answers the consent dialog with answer, and records what it
+// was asked and how many identity reads had happened by then.
+type consentProbe struct {
+	pinentry.Prompter
+	answer pinentry.Decision
+	cards  *countingCards
+	mu     sync.Mutex
+	asked  []pinentry.ConfirmRequest
+	before []int32 // identity reads done when each dialog opened
+}
+
+func (p *consentProbe) Confirm(_ context.Context, c pinentry.ConfirmRequest) (pinentry.Decision, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.asked = append(p.asked, c)
+	p.before = append(p.before, p.cards.reads.Load())
+	return p.answer, nil
+}
+
+// TestSec37_IdentityReadNeedsConsent (security.md §6 item 37): GET
+// /v1/card (holder identity and certificates) from an origin the holder
+// has not answered for yet opens the consent dialog, naming that origin,
+// before the card is read; a refusal, the machine policy's denyOrigins,
+// or a policy that allows no other origin answer 403 without CORS headers
+// and without reading the card (no dialog for the policy cases). An
+// origin of the configuration's allow-list was consented by whoever wrote
+// it (the user or the administrator): no dialog.
+func TestSec37_IdentityReadNeedsConsent(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	tests := []struct {
+		name, origin string
+		policy       string // machine policy JSON, "" for none
+		answer       pinentry.Decision
+		status       int
+		dialogs      int
+		display      string // what the dialog shows first for the origin
+	}{
+		{"new origin, allowed once", "https://nouveau.example.fr", "", pinentry.AllowOnce, 200, 1, "https://nouveau.example.fr"},
+		{"new IDN origin, always allowed", "https://xn--caf-dma.example", "", pinentry.AllowAlways, 200, 1, "https://café.example"},
+		{"new origin, refused", "https://inconnu.example", "", pinentry.Refuse, 403, 1, ""},
+		{"denied by the machine policy", "https://evil.example", `{"denyOrigins":["https://evil.example"]}`, pinentry.AllowAlways, 403, 0, ""},
+		{"the policy allows no other origin", "https://nouveau.example.fr", `{"allowOrigins":["https://portal.test"],"allowUserOrigins":false}`, pinentry.AllowAlways, 403, 0, ""},
+		{"on the configuration's allow-list", testOrigin, "", pinentry.Refuse, 200, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var pol consent.Policy
+			if tt.policy != "" {
+				var err error
+				if pol, err = consent.ParsePolicy([]byte(tt.policy)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cards := &countingCards{CardService: h.eng}
+			probe := &consentProbe{Prompter: h.prompter, answer: tt.answer, cards: cards}
+			m, err := consent.New(consent.Config{StateDir: t.TempDir(), Static: []string{testOrigin}, Policy: pol, Prompter: probe, Lang: i18n.FR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := New(Options{Consent: managerConsent{m}, Ports: []int{47180}, Version: "test"}, cards, h.prompter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			for i := range 2 { // the second read asks nothing new
+				w := httptest.NewRecorder()
+				srv.Handler().ServeHTTP(w, req(http.MethodGet, "/v1/card", "", "Origin", tt.origin))
+				securityHeaders(t, w.Header())
+				if tt.status != 200 {
+					problemOf(t, w, tt.status, CodeOriginNotAllowed)
+					noCORS(t, w.Header())
+				} else if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != tt.origin {
+					t.Fatalf("read %d: %d, ACAO %q: %s", i, w.Code, w.Header().Get("Access-Control-Allow-Origin"), w.Body)
+				}
+			}
+			probe.mu.Lock()
+			defer probe.mu.Unlock()
+			if len(probe.asked) != tt.dialogs {
+				t.Fatalf("%d consent dialogs, want %d", len(probe.asked), tt.dialogs)
+			}
+			wantReads := int32(0)
+			if tt.status == 200 {
+				wantReads = 2
+			}
+			if n := cards.reads.Load(); n != wantReads {
+				t.Fatalf("%d identity reads, want %d", n, wantReads)
+			}
+			for i, c := range probe.asked {
+				if c.Origin != tt.origin || probe.before[i] != 0 {
+					t.Fatalf("dialog %d for %q after %d reads", i, c.Origin, probe.before[i])
+				}
+				if d := pinentry.ConfirmTexts(c).Description; tt.display != "" && !strings.Contains(d, "\n    "+tt.display+"\n") {
+					t.Errorf("the dialog does not show %s:\n%s", tt.display, d)
+				}
+			}
+		})
 	}
 	h.assertUntouched(t)
 }

@@ -83,6 +83,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "frame-ancestors 'none'; default-src 'none'")
+	h.Set("X-Frame-Options", "DENY") // frame-ancestors for browsers without CSP level 2
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Vary", "Origin")

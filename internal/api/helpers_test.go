@@ -45,12 +45,19 @@ type recordingPrompter struct {
 	reqs  []pinentry.Request
 	// started is signalled when a GetPIN call begins (buffered).
 	started chan pinentry.Request
+	// before, when set, runs when a GetPIN call begins, before the dialog
+	// (tests act "while the holder types", e.g. swap the card).
+	before func(pinentry.Request)
 }
 
 func (p *recordingPrompter) GetPIN(ctx context.Context, r pinentry.Request) (*pinentry.Secret, error) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, r)
+	before := p.before
 	p.mu.Unlock()
+	if before != nil {
+		before(r)
+	}
 	select {
 	case p.started <- r:
 	default:
@@ -275,6 +282,7 @@ func securityHeaders(t testing.TB, hdr http.Header) {
 		"Cache-Control":           "no-store",
 		"X-Content-Type-Options":  "nosniff",
 		"Content-Security-Policy": "frame-ancestors 'none'; default-src 'none'",
+		"X-Frame-Options":         "DENY",
 		"Vary":                    "Origin",
 	} {
 		if got := hdr.Get(k); got != v {

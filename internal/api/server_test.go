@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -241,6 +242,121 @@ func TestEvents(t *testing.T) {
 	if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
 		logb, _ := os.ReadFile(h.logPath)
 		t.Fatalf("close status %v (%v)\n%s", s, err, logb)
+	}
+}
+
+// noFraming fails unless hdr forbids framing the answer, and the answer is
+// not HTML (JSON, a problem, or no body).
+func noFraming(t testing.TB, what string, hdr http.Header, body []byte) {
+	t.Helper()
+	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("%s: Content-Security-Policy %q", what, csp)
+	}
+	if xfo := hdr.Get("X-Frame-Options"); xfo != "DENY" {
+		t.Errorf("%s: X-Frame-Options %q", what, xfo)
+	}
+	if nosniff := hdr.Get("X-Content-Type-Options"); nosniff != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options %q", what, nosniff)
+	}
+	switch ct := hdr.Get("Content-Type"); ct {
+	case "application/json", "application/problem+json":
+	case "":
+		if len(body) != 0 {
+			t.Errorf("%s: a body without Content-Type: %q", what, body)
+		}
+	default:
+		t.Errorf("%s: Content-Type %q", what, ct)
+	}
+	if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '<' {
+		t.Errorf("%s: markup in the body: %q", what, body)
+	}
+}
+
+// TestSec30_NoFramingNoHTML (security.md §6 item 30): the agent serves no
+// HTML, and every answer of its handler, successes and refusals alike,
+// carries Content-Security-Policy frame-ancestors 'none' and
+// X-Frame-Options DENY, so that no page can frame it (even one asking for
+// text/html as a frame or navigation would). The WebSocket upgrade and its
+// refusals carry them too. The only answers written without them are the
+// HTTP server's own plain-text refusals of malformed requests (below) and
+// the TLS listener's to plain HTTP (TestSec02): text/plain, no markup,
+// nothing to click.
+func TestSec30_NoFramingNoHTML(t *testing.T) {
+	h := newHarness(t, harnessOpts{pin: pinentrytest.Options{Mode: pinentrytest.ModeCancel}})
+	html := []string{"Accept", "text/html,application/xhtml+xml", "Sec-Fetch-Dest", "iframe", "Sec-Fetch-Mode", "navigate"}
+	tests := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+	}{
+		{"status", http.MethodGet, "/v1/status", "", nil, 200},
+		{"readers", http.MethodGet, "/v1/readers", "", nil, 200},
+		{"identity", http.MethodGet, "/v1/card", "", nil, 200},
+		{"preflight", http.MethodOptions, "/v1/sign", "", []string{"Access-Control-Request-Method", "POST"}, 204},
+		{"PIN prompt cancelled", http.MethodPost, "/v1/sign", validSign, nil, 409},
+		{"root as a frame", http.MethodGet, "/", "", html, 404},
+		{"index.html as a frame", http.MethodGet, "/index.html", "", html, 404},
+		{"status as a frame (no Origin)", http.MethodGet, "/v1/status", "", append([]string{"Origin", "-"}, html...), 403},
+		{"status as a frame from a portal", http.MethodGet, "/v1/status", "", html, 200},
+		{"foreign origin", http.MethodGet, "/v1/status", "", []string{"Origin", "https://evil.example"}, 403},
+		{"foreign host", http.MethodGet, "/v1/status", "", []string{"Host", "evil.example:47180"}, 421},
+		{"method", http.MethodDelete, "/v1/sign", "", nil, 405},
+		{"media type", http.MethodPost, "/v1/sign", validSign, []string{"Content-Type", "text/html"}, 415},
+		{"too large", http.MethodPost, "/v1/authenticate", `{"challengeNonce":"` + strings.Repeat("A", MaxSmallBody) + `"}`, nil, 413},
+		{"bad body", http.MethodPost, "/v1/sign", `{"dataToSign":"<script>"}`, nil, 400},
+		{"events without upgrade", http.MethodGet, "/v1/events", "", html, 400},
+	}
+	for _, tt := range tests {
+		w := h.do(tt.method, tt.path, tt.body, tt.hdr...)
+		if w.Code != tt.status {
+			t.Errorf("%s: %d, want %d: %s", tt.name, w.Code, tt.status, w.Body)
+		}
+		noFraming(t, tt.name, w.Header(), w.Body.Bytes())
+	}
+
+	l := h.live(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name, origin, host string
+		status             int
+	}{
+		{"upgrade", testOrigin, "", http.StatusSwitchingProtocols},
+		{"upgrade from a foreign origin", "https://evil.example", "", http.StatusForbidden},
+		{"upgrade without Origin", "", "", http.StatusForbidden},
+		{"upgrade with a foreign Host", testOrigin, "evil.example:" + itoa(l.port), http.StatusMisdirectedRequest},
+	} {
+		conn, resp, err := l.dialWS(ctx, c.origin, c.host)
+		if conn != nil {
+			conn.CloseNow()
+		}
+		if resp == nil || resp.StatusCode != c.status {
+			t.Errorf("%s: %v, %v; want %d", c.name, resp, err, c.status)
+			continue
+		}
+		var body []byte
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ = io.ReadAll(resp.Body)
+		}
+		noFraming(t, c.name, resp.Header, body)
+	}
+
+	// The HTTP server's own refusal (two Host headers): plain text.
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+itoa(l.port), &tls.Config{RootCAs: l.roots, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:"+itoa(l.port)+"\r\nHost: localhost:"+itoa(l.port)+
+		"\r\nOrigin: "+testOrigin+"\r\nAccept: text/html\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || bytes.Contains(body, []byte("<")) {
+		t.Fatalf("server refusal: %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }
 

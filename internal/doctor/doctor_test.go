@@ -15,13 +15,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,6 +234,87 @@ func TestAgentCheck(t *testing.T) {
 			t.Fatalf("%+v (%s)", c, c.Detail.In(i18n.EN))
 		}
 	})
+}
+
+// selfSignedServer serves handler over TLS with a self-signed certificate
+// that has every name the agent's has (localhost, 127.0.0.1, ::1) and
+// serverAuth: only its issuer is wrong, as for a squatter that copied the
+// agent's profile. It returns the base URL and the requests served.
+func selfSignedServer(t *testing.T, handler http.HandlerFunc) (string, func() []string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		handler(w, r)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// TestSec07_SquatterCertificateRefused (security.md §6 item 7): a program
+// squatting the agent's port with a self-signed certificate is never taken
+// for the agent by the Go client that talks to it (cpsagent doctor, which
+// verifies the TLS certificate against the agent's own local CA), even
+// when it answers exactly like cpsagent. The doctor only ever sends GET
+// /v1/status, and sends it without verification only to name the squatter
+// after the verified handshake failed. The browser side is
+// web/test/agent.test.js ("TestSec07") and the Chromium end-to-end test
+// (web/e2e/run.mjs, "agent certificate not trusted").
+func TestSec07_SquatterCertificateRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		withCA  bool
+		status  Status
+		detail  i18n.Key
+	}{
+		{"impersonates the agent", statusOK, true, Fail, i18n.DoctorAgentOtherCA},
+		{"impersonates the agent's refusals", originRefused, true, Fail, i18n.DoctorAgentOtherCA},
+		{"another program", squatter, true, Fail, i18n.DoctorPortSquatted},
+		// Without the agent's CA nothing can be verified: never OK.
+		{"impersonates the agent, no CA to check with", statusOK, false, Warn, i18n.DoctorAgentNoCA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, seen := selfSignedServer(t, tt.handler)
+			dir := t.TempDir()
+			if tt.withCA {
+				if _, _, err := localca.Ensure(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := checkAgent(t.Context(), Deps{AgentURL: url, TLSDir: dir, PortOwner: portOwner})
+			if c.Status != tt.status || c.Detail.Key != tt.detail {
+				t.Fatalf("%s: %s, want %s %s", c.Status, c.Detail.In(i18n.EN), tt.status, tt.detail)
+			}
+			if got := seen(); !slices.Equal(got, []string{"GET /v1/status"}) {
+				t.Fatalf("the squatter received %q, want only the identifying GET /v1/status", got)
+			}
+		})
+	}
 }
 
 // writeChain writes ca.pem and cert.pem with the given leaf validity.

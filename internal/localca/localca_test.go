@@ -269,6 +269,58 @@ func TestNameConstraintsRejectOtherNames(t *testing.T) {
 	})
 }
 
+// TestSec04_NameConstraints (security.md §6 item 4): whoever holds the CA
+// key (this test, like a thief of ca-key.pem) cannot mint a certificate
+// that crypto/x509 accepts for anything but localhost, 127.0.0.1 and ::1,
+// because of the CA's critical Name Constraints; the agent's own server
+// certificate verifies for exactly those three names. OpenSSL and NSS give
+// the same verdicts in TestNameConstraintsRejectOtherNames and
+// TestNameConstraintsNSS.
+func TestSec04_NameConstraints(t *testing.T) {
+	a, _ := load(t, newDir(t), t0)
+	roots := x509.NewCertPool()
+	roots.AddCert(a.CACert())
+	verify := func(c *x509.Certificate, name string) error {
+		_, err := c.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: t0,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		return err
+	}
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if err := verify(a.Leaf(), name); err != nil {
+			t.Errorf("the agent's own certificate for %s: %v", name, err)
+		}
+	}
+	ip := func(s string) []net.IP { return []net.IP{net.ParseIP(s)} }
+	tests := []struct {
+		name   string
+		dns    []string
+		ips    []net.IP
+		verify string // the name a client would check
+	}{
+		{"evil.example", []string{"evil.example"}, nil, "evil.example"},
+		{"evil.example next to localhost", []string{"localhost", "evil.example"}, ip("127.0.0.1"), "localhost"},
+		{"a portal's name", []string{"portail.example.fr"}, nil, "portail.example.fr"},
+		{"localhost.evil.example", []string{"localhost.evil.example"}, nil, "localhost.evil.example"},
+		{"wildcard", []string{"*.example"}, nil, "www.example"},
+		{"LAN IPv4", nil, ip("192.168.1.10"), "192.168.1.10"},
+		{"public IPv4", nil, ip("8.8.8.8"), "8.8.8.8"},
+		{"0.0.0.0", nil, ip("0.0.0.0"), "0.0.0.0"},
+		{"other 127/8 address", nil, ip("127.0.0.2"), "127.0.0.2"},
+		{"global IPv6", nil, ip("2001:db8::1"), "2001:db8::1"},
+		{"link-local IPv6", nil, ip("fe80::1"), "fe80::1"},
+		{"LAN IPv4 next to loopback", nil, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}, "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := verify(issueWithCA(t, a, tt.dns, tt.ips), tt.verify)
+			var inv x509.CertificateInvalidError
+			if !errors.As(err, &inv) || inv.Reason != x509.CANotAuthorizedForThisName {
+				t.Fatalf("Verify(%s) = %v, want a name constraint violation", tt.verify, err)
+			}
+		})
+	}
+}
+
 func requireTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {

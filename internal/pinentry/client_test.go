@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cpsagent/cpsagent/internal/pinentry/pinentrytest"
+	"github.com/cpsagent/cpsagent/internal/testutil/xvfb"
 )
 
 // fake is a Client running the fake pinentry, with its command log and the
@@ -482,6 +483,126 @@ func TestConfirmTooFast(t *testing.T) {
 		d, err := f.Confirm(context.Background(), ConfirmRequest{})
 		if err != nil || d != Refuse || strings.Count(strings.Join(f.commands(t), "\n"), "CONFIRM") != 1 {
 			t.Fatalf("Confirm = %v, %v; commands %q", d, err, f.commands(t))
+		}
+	})
+}
+
+// TestSec28_FastAnswersNotTrusted (security.md §6 item 28): keystrokes
+// aimed at a web page that land in a dialog as it opens approve nothing.
+// An "allow" answer to the consent dialog that comes back sooner than
+// MinConfirmDelay (1 s by default) is asked again with a warning, and a
+// second early answer is a refusal; a refusal is taken at once; an answer
+// given after reading is trusted. In the PIN dialog, Enter on an empty field is
+// a malformed code: asked again, and after 3 an error with no code
+// returned (nothing reaches the card). In the real programs no button
+// means "allow" by default: pinentry-gtk-2 focuses Cancel ("Refuser"), so
+// Return refuses; pinentry-tty has no default and takes Return as an
+// invalid selection.
+func TestSec28_FastAnswersNotTrusted(t *testing.T) {
+	t.Parallel()
+	// The scripted pinentry answers at once; those answers are judged
+	// against a 10 s minimum, so that a stalled machine cannot make them
+	// look slow. The answer given after reading is judged against the
+	// default (1 s, also checked by TestConfigDefaults).
+	const atOnce = 10 * time.Second
+	tests := []struct {
+		name     string
+		opts     pinentrytest.Options
+		minDelay time.Duration // Config.MinConfirmDelay, 0 for the default
+		pin      bool          // a PIN dialog, else the consent dialog
+		want     Decision
+		wantErr  error
+		dialogs  int    // CONFIRM or GETPIN commands received
+		warnings string // SETERROR prefix expected between them
+	}{
+		{"allow once, at once", pinentrytest.Options{Mode: pinentrytest.ModeConfirmOK}, atOnce, false, Refuse, nil, 2, "SETERROR Réponse trop rapide"},
+		{"always allow, at once", pinentrytest.Options{Mode: pinentrytest.ModeConfirmNotOK}, atOnce, false, Refuse, nil, 2, "SETERROR Réponse trop rapide"},
+		{"refuse, at once", pinentrytest.Options{Mode: pinentrytest.ModeConfirmCancel}, atOnce, false, Refuse, nil, 1, ""},
+		{"allow once, after reading", pinentrytest.Options{Mode: pinentrytest.ModeConfirmOK, Delay: 1500 * time.Millisecond}, 0, false, AllowOnce, nil, 1, ""},
+		{"Enter in the PIN dialog", pinentrytest.Options{PIN: ""}, 0, true, Refuse, ErrPINFormat, 3, "SETERROR Le code doit comporter exactement 4 chiffres"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, tt.opts, func(c *Config) { c.MinConfirmDelay = tt.minDelay })
+			var d Decision
+			var err error
+			if tt.pin {
+				var s *Secret
+				s, err = f.GetPIN(context.Background(), pinRequest())
+				if s != nil {
+					t.Fatal("a code was returned")
+				}
+			} else {
+				d, err = f.Confirm(context.Background(), ConfirmRequest{Origin: "https://portail.example.fr", Operation: "accès à la carte"})
+			}
+			if d != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("answer %v, %v; want %v, %v", d, err, tt.want, tt.wantErr)
+			}
+			cmds := f.commands(t)
+			ask := "CONFIRM"
+			if tt.pin {
+				ask = "GETPIN"
+			}
+			asked := 0
+			for i, c := range cmds {
+				if c != ask {
+					continue
+				}
+				asked++
+				if asked > 1 {
+					if !strings.HasPrefix(cmds[i-1], tt.warnings) || tt.warnings == "" {
+						t.Errorf("no warning before asking again: %q", cmds)
+					}
+				}
+			}
+			if asked != tt.dialogs {
+				t.Fatalf("%d %s, want %d: %q", asked, ask, tt.dialogs, cmds)
+			}
+			if !tt.pin && !slices.Contains(cmds, "SETCANCEL _Refuser") {
+				t.Errorf("Cancel is not the refusal: %q", cmds)
+			}
+		})
+	}
+
+	t.Run("pinentry-tty: Return is no answer", func(t *testing.T) {
+		xvfb.Require(t, "pinentry-tty")
+		t.Parallel()
+		term := newTerminal(t)
+		c := term.ttyClient(t, nil) // MinConfirmDelay off: the program's own default is under test
+		done := make(chan Decision, 1)
+		go func() {
+			d, _ := c.Confirm(context.Background(), ConfirmRequest{Origin: "https://portail.example.fr", Timeout: 30 * time.Second})
+			done <- d
+		}()
+		pos := term.waitFor(t, "]? ", 0)
+		term.master.Write([]byte("\r"))
+		pos = term.waitFor(t, "Invalid selection", pos)
+		select {
+		case d := <-done:
+			t.Fatalf("Return answered %v", d)
+		default:
+		}
+		term.waitFor(t, "]? ", pos)
+		term.master.Write([]byte("r"))
+		if d := <-done; d != Refuse {
+			t.Fatalf("r answered %v", d)
+		}
+	})
+
+	t.Run("pinentry-gtk-2: Return refuses", func(t *testing.T) {
+		xvfb.Require(t, "pinentry-gtk-2", "xdotool", "Xvfb")
+		display := xvfb.Start(t)
+		c := New(Config{Program: "pinentry-gtk-2", Env: []string{"DISPLAY=" + display}, MinConfirmDelay: -1})
+		done := make(chan Decision, 1)
+		go func() {
+			d, _ := c.Confirm(context.Background(), ConfirmRequest{Origin: "https://portail.example.fr", Timeout: 30 * time.Second})
+			done <- d
+		}()
+		xvfb.Run(t, display, "xdotool", "search", "--sync", "--onlyvisible", "--class", "pinentry")
+		xvfb.Run(t, display, "xdotool", "key", "Return")
+		if d := <-done; d != Refuse {
+			t.Fatalf("Return answered %v", d)
 		}
 	})
 }

@@ -276,6 +276,75 @@ describe('certificate_untrusted (Node fetch reports TLS causes)', () => {
   });
 });
 
+// security.md §6 item 7 (Go side: TestSec07_SquatterCertificateRefused in
+// internal/doctor). A program squatting the agent's port with a
+// self-signed certificate that names everything the agent's does, and
+// answering every route the way the agent would, gets no request at all:
+// the TLS handshake fails first, so the page never sends it a nonce or a
+// document and never gets an answer that could stand for a PIN prompt
+// (the library has no PIN input of its own; the PIN is typed only in the
+// agent's native window).
+describe('TestSec07_SquatterCertificateRefused', () => {
+  let dir;
+  let tls;
+  before(() => {
+    try {
+      dir = mkdtempSync(join(tmpdir(), 'cpsagent-squatter-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1', '-addext', 'extendedKeyUsage=serverAuth'], { stdio: 'ignore' });
+      tls = { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
+    } catch {
+      tls = null;
+    }
+  });
+  after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+  // Answers like cpsagent on every route.
+  const impersonation = {
+    'GET /v1/card': (req, res) => json(res, { familyName: 'MARTIN', givenName: 'Jeanne' }),
+    'POST /v1/authenticate': (req, res) => json(res, { unverifiedCertificate: 'AA==', algorithm: 'RS256', signature: 'AA==', format: 'web-eid:1.0', appVersion: 'x' }),
+    'POST /v1/sign': (req, res) => json(res, { signature: 'AA==', format: 'cades', certificate: 'AA==' }),
+  };
+
+  test('every call fails with certificate_untrusted and the squatter receives nothing', async (t) => {
+    if (!tls) return t.skip('openssl not available');
+    const sq = await startFakeAgent({ tls, handlers: impersonation });
+    try {
+      const agent = new CpsAgent({ endpoints: [sq.url], storage: null });
+      const calls = {
+        connect: () => agent.connect(),
+        readCard: () => agent.readCard(),
+        authenticate: () => agent.authenticate('N'.repeat(44)),
+        sign: () => agent.sign({ document: 'JVBERi0=' }, { description: 'Ordonnance' }),
+      };
+      for (const [name, call] of Object.entries(calls)) {
+        const e = await rejectsWith(call(), ErrorCode.CERTIFICATE_UNTRUSTED);
+        assert.equal(e.endpoint, sq.url, name);
+      }
+      assert.deepEqual(sq.requests, [], 'no HTTP request may pass an untrusted handshake');
+    } finally {
+      await sq.close();
+    }
+  });
+
+  test('a squatter on the first port does not hide the agent on the next one', async (t) => {
+    if (!tls) return t.skip('openssl not available');
+    const sq = await startFakeAgent({ tls, handlers: impersonation });
+    const real = await startFakeAgent({ status: { ...STATUS, version: 'real' } });
+    try {
+      const agent = new CpsAgent({ endpoints: [sq.url, real.url], storage: null });
+      const st = await agent.connect();
+      assert.equal(st.version, 'real');
+      assert.equal(agent.endpoint, real.url);
+      assert.deepEqual(sq.requests, []);
+    } finally {
+      await sq.close();
+      await real.close();
+    }
+  });
+});
+
 describe('card operations', () => {
   test('readCard passes the reader and returns the identity', async () => {
     const fa = await startFakeAgent({
