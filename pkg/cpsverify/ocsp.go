@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -87,25 +86,7 @@ func HTTPOCSPQuery(client *http.Client, maxSize int64) func(ctx context.Context,
 			return nil, err
 		}
 		req.Header.Set("Accept", "application/ocsp-response")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("cpsverify: HTTP status %s", resp.Status)
-		}
-		if resp.ContentLength > maxSize {
-			return nil, fmt.Errorf("cpsverify: OCSP response of %d bytes, more than %d", resp.ContentLength, maxSize)
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("cpsverify: reading the OCSP response: %w", err)
-		}
-		if int64(len(data)) > maxSize {
-			return nil, fmt.Errorf("cpsverify: OCSP response larger than %d bytes", maxSize)
-		}
-		return data, nil
+		return readHTTP(client, req, maxSize, "OCSP response")
 	}
 }
 

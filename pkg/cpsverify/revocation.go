@@ -117,26 +117,32 @@ func HTTPFetcher(client *http.Client, maxSize int64) func(ctx context.Context, u
 		if err != nil {
 			return nil, err
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("cpsverify: HTTP status %s", resp.Status)
-		}
-		if resp.ContentLength > maxSize {
-			return nil, fmt.Errorf("cpsverify: CRL of %d bytes, more than %d", resp.ContentLength, maxSize)
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("cpsverify: reading the CRL: %w", err)
-		}
-		if int64(len(data)) > maxSize {
-			return nil, fmt.Errorf("cpsverify: CRL larger than %d bytes", maxSize)
-		}
-		return data, nil
+		return readHTTP(client, req, maxSize, "CRL")
 	}
+}
+
+// readHTTP sends req with client and returns the body of a 200 answer,
+// refusing one over maxSize bytes; what names the object in errors.
+func readHTTP(client *http.Client, req *http.Request, maxSize int64, what string) ([]byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("cpsverify: HTTP status %s", resp.Status)
+	}
+	if resp.ContentLength > maxSize {
+		return nil, fmt.Errorf("cpsverify: %s of %d bytes, more than %d", what, resp.ContentLength, maxSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cpsverify: reading the %s: %w", what, err)
+	}
+	if int64(len(data)) > maxSize {
+		return nil, fmt.Errorf("cpsverify: %s larger than %d bytes", what, maxSize)
+	}
+	return data, nil
 }
 
 // CRLChecker is a RevocationChecker using X.509 v2 CRLs: the ones given
