@@ -338,15 +338,7 @@ func TestOCSPVerifier(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tokenErr, cadesErr := checkBoth(t, w, tt.configure)
-			for kind, err := range map[string]error{"token": tokenErr, "cades": cadesErr} {
-				if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-					t.Errorf("%s: err = %v, want %v", kind, err, tt.want)
-				}
-				if tt.notWant != nil && errors.Is(err, tt.notWant) {
-					t.Errorf("%s: err = %v matches %v", kind, err, tt.notWant)
-				}
-			}
+			expectBoth(t, w, tt.configure, tt.want, tt.notWant)
 		})
 	}
 }

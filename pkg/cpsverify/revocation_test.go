@@ -93,6 +93,22 @@ func checkBoth(t *testing.T, w *world, configure func(v *Verifier)) (tokenErr, c
 	return tokenErr, cadesErr
 }
 
+// expectBoth runs checkBoth and requires both verdicts to match want (nil:
+// success) and not to match notWant (nil: no such check).
+func expectBoth(t *testing.T, w *world, configure func(v *Verifier), want, notWant error) (tokenErr, cadesErr error) {
+	t.Helper()
+	tokenErr, cadesErr = checkBoth(t, w, configure)
+	for kind, err := range map[string]error{"token": tokenErr, "cades": cadesErr} {
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", kind, err, want)
+		}
+		if notWant != nil && errors.Is(err, notWant) {
+			t.Errorf("%s: err = %v matches %v", kind, err, notWant)
+		}
+	}
+	return tokenErr, cadesErr
+}
+
 func TestRevocation(t *testing.T) {
 	w := getWorld(t)
 	good := issueCRL(t, w.pki, cpstest.CRLOptions{Revoked: otherRevoked(w)})
@@ -179,15 +195,7 @@ func TestRevocation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tokenErr, cadesErr := checkBoth(t, w, tt.configure)
-			for kind, err := range map[string]error{"token": tokenErr, "cades": cadesErr} {
-				if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-					t.Errorf("%s: err = %v, want %v", kind, err, tt.want)
-				}
-				if tt.notWant != nil && errors.Is(err, tt.notWant) {
-					t.Errorf("%s: err = %v matches %v", kind, err, tt.notWant)
-				}
-			}
+			tokenErr, cadesErr := expectBoth(t, w, tt.configure, tt.want, tt.notWant)
 			if tokenErr != nil {
 				t.Logf("token refused: %v", tokenErr)
 			}
