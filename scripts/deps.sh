@@ -5,7 +5,7 @@ set -euo pipefail
 profile=${1:-test}
 run_pkgs=(build-essential pkg-config ca-certificates pcscd libpcsclite-dev vsmartcard-vpcd
   libayatana-appindicator3-dev pinentry-gtk2 pinentry-curses pinentry-tty libnss3-tools pcsc-tools curl)
-test_pkgs=(opensc openssl xvfb dbus dbus-x11 xdotool chromium fonts-liberation
+test_pkgs=(opensc openssl xvfb dbus dbus-x11 xdotool trayer chromium fonts-liberation
   imagemagick rpm msitools wixl desktop-file-utils osslsigncode nodejs npm procps psmisc util-linux iproute2 systemd)
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] && pkgs+=("${test_pkgs[@]}")

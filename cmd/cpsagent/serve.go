@@ -92,9 +92,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("peer check: %w", err)
 	}
 	lns = served
-	if err := publishInstance(cfg.StateDir, lns); err != nil {
-		log.Warn("instance.json not written (cpsagent doctor will not find this agent)", logging.Err(err))
-	}
 
 	ca, changes, err := localca.Ensure(filepath.Join(cfg.StateDir, "tls"))
 	if err != nil {
@@ -102,6 +99,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if changes.CACreated || changes.CARenewed {
 		log.Warn("new local CA", logging.Name("caFile", ca.CACertFile()), logging.Name("fingerprint", ca.Fingerprint()))
+	}
+	// Published once the CA exists: whoever reads instance.json (a second
+	// start, the doctor, tests) finds tls/ca.pem beside it.
+	if err := publishInstance(cfg.StateDir, lns); err != nil {
+		log.Warn("instance.json not written (cpsagent doctor will not find this agent)", logging.Err(err))
 	}
 
 	// The tray's Quit ends serve like a signal.

@@ -93,14 +93,152 @@ func TestE2E_LedgerAfterSign(t *testing.T) {
 func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 	display := xvfb.Start(t) // CI=true: Xvfb is required; elsewhere a loud skip
 	holdDisplay(t, display)
+	a := startTrayAgent(t, display)
+	a.status(t)
+	if err := syscall.Kill(a.info.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a.waitExit(t, "SIGTERM")
+}
+
+// TestE2E_TrayMenu: the real tray in a real system tray. trayer (an XEmbed
+// tray: no StatusNotifier host is packaged for Debian 12, and the ayatana
+// indicator falls back to an XEmbed icon without one) shows the agent's
+// icon; a click opens the menu of a ready card (screenshot
+// build/artifacts/tray-menu.png), and choosing its last item, Quit, with
+// the keyboard ends the agent with status 0.
+func TestE2E_TrayMenu(t *testing.T) {
+	xvfb.Require(t, "trayer", "xdotool", "import", "convert")
+	display := xvfb.Start(t)
+	holdDisplay(t, display)
+	tray := exec.Command("trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200",
+		"--height", "32", "--transparent", "false", "--tint", "0xcccccc")
+	tray.Env = append(os.Environ(), "DISPLAY="+display)
+	if err := tray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tray.Process.Kill(); _ = tray.Wait() })
+	a := startTrayAgent(t, display)
+	a.status(t)
+
+	// The icon: the agent's window of at most 64×64 inside the 32-pixel panel.
+	var icon geometry
+	a.poll(t, 30*time.Second, "the tray icon", func() bool {
+		for _, g := range windows(t, display, filepath.Base(agentBin)) {
+			if g.W > 0 && g.W <= 64 && g.H <= 64 && g.Y >= 0 && g.Y < 32 && g.X >= 1280-200 {
+				icon = g
+				return true
+			}
+		}
+		return false
+	})
+	// The menu names the holder once the card is read.
+	a.poll(t, 30*time.Second, "the card's identity", func() bool {
+		resp, err := a.get("/v1/card")
+		return err == nil && resp == http.StatusOK
+	})
+	// A click that lands while the tray is still embedding the icon is
+	// lost: click again while no menu shows (at most four times).
+	var menu geometry
+	findMenu := func() bool {
+		for _, g := range windows(t, display, filepath.Base(agentBin)) {
+			if g.H >= 150 && g.Y >= 20 && g.Y < 80 {
+				menu = g
+				return true
+			}
+		}
+		return false
+	}
+	for try := 1; ; try++ {
+		xvfb.Run(t, display, "xdotool", "mousemove", strconv.Itoa(icon.X+icon.W/2), strconv.Itoa(icon.Y+icon.H/2), "click", "1")
+		deadline := time.Now().Add(5 * time.Second)
+		for !findMenu() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if menu.H > 0 {
+			break
+		}
+		if try == 4 {
+			t.Fatalf("no tray menu after %d clicks on the icon at %+v:\n%s", try, icon, a.out)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let GTK draw the menu before the screenshot
+	shot := xvfb.Screenshot(t, display, "tray-screen.png")
+	crop := filepath.Join(filepath.Dir(shot), "tray-menu.png")
+	geom := strconv.Itoa(menu.W+icon.W) + "x" + strconv.Itoa(menu.H+menu.Y) + "+" + strconv.Itoa(menu.X) + "+0"
+	if out, err := exec.Command("convert", shot, "-crop", geom, "+repage", crop).CombinedOutput(); err != nil {
+		t.Fatalf("convert: %v\n%s", err, out)
+	}
+	t.Logf("tray menu: %s (%dx%d at %d,%d)", crop, menu.W, menu.H, menu.X, menu.Y)
+
+	// Up from no selection selects the last item, Quit.
+	xvfb.Run(t, display, "xdotool", "key", "Up")
+	time.Sleep(300 * time.Millisecond)
+	xvfb.Run(t, display, "xdotool", "key", "Return")
+	a.waitExit(t, "Quit in the tray menu")
+}
+
+// geometry is an X window's position and size.
+type geometry struct{ X, Y, W, H int }
+
+// windows lists the geometry of the windows whose name matches name.
+func windows(t *testing.T, display, name string) []geometry {
+	t.Helper()
+	cmd := exec.Command("xdotool", "search", "--name", name)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, _ := cmd.Output() // exit status 1 when none matches
+	var gs []geometry
+	for _, id := range strings.Fields(string(out)) {
+		g := exec.Command("xdotool", "getwindowgeometry", "--shell", id)
+		g.Env = cmd.Env
+		b, err := g.Output()
+		if err != nil {
+			continue // the window went away
+		}
+		var w geometry
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			n, _ := strconv.Atoi(v)
+			switch k {
+			case "X":
+				w.X = n
+			case "Y":
+				w.Y = n
+			case "WIDTH":
+				w.W = n
+			case "HEIGHT":
+				w.H = n
+			}
+		}
+		gs = append(gs, w)
+	}
+	return gs
+}
+
+// trayAgent is `cpsagent serve` with a display (the tray on its main
+// thread), in a D-Bus session when dbus-run-session is installed.
+type trayAgent struct {
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	exited  chan struct{}
+	waitErr error // valid once exited is closed
+	wrapped bool  // under dbus-run-session
+	info    install.InstanceInfo
+	client  *http.Client
+}
+
+// startTrayAgent starts the agent on display with the virtual card and
+// waits until it listens and its tray is up.
+func startTrayAgent(t *testing.T, display string) *trayAgent {
+	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	args := []string{agentBin, "serve", "--virtual-card", "--listen", "127.0.0.1:0", "--state-dir", state,
 		"--allow-origin", portalOrigin, "--pinentry", pinentrytest.Path(), "--log-level", "debug"}
-	wrapped := false
+	a := &trayAgent{out: &lockedBuffer{}, exited: make(chan struct{})}
 	if _, err := exec.LookPath("dbus-run-session"); err == nil {
 		args = append([]string{"dbus-run-session", "--"}, args...)
-		wrapped = true
+		a.wrapped = true
 	} else {
 		t.Log("dbus-run-session not installed: the tray runs without a session bus")
 	}
@@ -114,45 +252,31 @@ func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 	}
 	env = append(env, "DISPLAY="+display, "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 
-	out := &lockedBuffer{}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+	a.cmd = exec.Command(args[0], args[1:]...)
+	a.cmd.Env, a.cmd.Stdout, a.cmd.Stderr = env, a.out, a.out
 	// Its own process group: a failing test kills dbus-run-session, the
 	// bus and the agent together.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	a.cmd.WaitDelay = 10 * time.Second
+	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
+	go func() { a.waitErr = a.cmd.Wait(); close(a.exited) }()
 	t.Cleanup(func() {
 		select {
-		case <-exited:
+		case <-a.exited:
 		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+			<-a.exited
 		}
 	})
 
 	// instance.json names the agent's pid and port once it listens (the
 	// pid is not cmd's under dbus-run-session).
-	var info install.InstanceInfo
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(state, install.InstanceInfoFile)); err == nil && json.Unmarshal(b, &info) == nil && info.Port > 0 {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("agent exited (%v):\n%s", waitErr, out)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not up after 60 s:\n%s", out)
-		}
-	}
+	a.poll(t, 60*time.Second, "the agent listening", func() bool {
+		b, err := os.ReadFile(filepath.Join(state, install.InstanceInfoFile))
+		return err == nil && json.Unmarshal(b, &a.info) == nil && a.info.Port > 0
+	})
 	ca, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -161,43 +285,66 @@ func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 	if !roots.AppendCertsFromPEM(ca) {
 		t.Fatal("ca.pem holds no certificate")
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 30 * time.Second}
-	r, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+strconv.Itoa(info.Port)+"/v1/status", nil)
-	r.Header.Set("Origin", portalOrigin)
-	resp, err := client.Do(r)
-	if err != nil {
-		t.Fatalf("status: %v\n%s", err, out)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d\n%s", resp.StatusCode, out)
-	}
+	a.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 30 * time.Second}
 	// The tray, not the headless mode, took the main thread.
-	for !strings.Contains(out.String(), "tray ready") {
+	a.poll(t, 60*time.Second, `"tray ready" in the log`, func() bool { return strings.Contains(a.out.String(), "tray ready") })
+	return a
+}
+
+// poll calls cond every 50 ms until it holds, failing the test after
+// limit or when the agent exits.
+func (a *trayAgent) poll(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
 		select {
-		case <-exited:
-			t.Fatalf("agent exited (%v):\n%s", waitErr, out)
+		case <-a.exited:
+			t.Fatalf("agent exited (%v) while waiting for %s:\n%s", a.waitErr, what, a.out)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no \"tray ready\" in the log:\n%s", out)
+			t.Fatalf("no %s after %s:\n%s", what, limit, a.out)
 		}
 	}
+}
 
-	if err := syscall.Kill(info.PID, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+// get sends a GET from the allowed portal origin and returns the status.
+func (a *trayAgent) get(path string) (int, error) {
+	r, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+strconv.Itoa(a.info.Port)+path, nil)
+	r.Header.Set("Origin", portalOrigin)
+	resp, err := a.client.Do(r)
+	if err != nil {
+		return 0, err
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// status requires GET /v1/status to answer 200.
+func (a *trayAgent) status(t *testing.T) {
+	t.Helper()
+	code, err := a.get("/v1/status")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("status: %d %v\n%s", code, err, a.out)
+	}
+}
+
+// waitExit requires the agent to end with status 0 within 30 s after
+// cause, having closed its tray and released the card.
+func (a *trayAgent) waitExit(t *testing.T, cause string) {
+	t.Helper()
 	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Fatalf("exit after SIGTERM: %v (dbus-run-session: %v)\n%s", waitErr, wrapped, out)
+	case <-a.exited:
+		if a.waitErr != nil {
+			t.Fatalf("exit after %s: %v (dbus-run-session: %v)\n%s", cause, a.waitErr, a.wrapped, a.out)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("agent ignored SIGTERM:\n%s", out)
+		t.Fatalf("agent still running 30 s after %s:\n%s", cause, a.out)
 	}
 	for _, want := range []string{"tray closed", "stopped", "card released"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, out)
+		if !strings.Contains(a.out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, a.out)
 		}
 	}
 }

@@ -28,7 +28,7 @@ func Require(t testing.TB, names ...string) {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s is required when CI=true: %v", n, err)
 			}
-			t.Skipf("SKIPPED: %s is not installed (%v). Debian: apt-get install xvfb xdotool imagemagick pinentry-gtk2 pinentry-tty dbus libayatana-appindicator3-dev", n, err)
+			t.Skipf("SKIPPED: %s is not installed (%v). Debian: apt-get install xvfb xdotool trayer imagemagick pinentry-gtk2 pinentry-tty dbus libayatana-appindicator3-dev", n, err)
 		}
 	}
 }
