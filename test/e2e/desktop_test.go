@@ -108,74 +108,157 @@ func TestE2E_ServeWithTrayUnderXvfb(t *testing.T) {
 // build/artifacts/tray-menu.png), and choosing its last item, Quit, with
 // the keyboard ends the agent with status 0.
 func TestE2E_TrayMenu(t *testing.T) {
+	d := startTrayDesktop(t)
+	menu := d.openMenu(t)
+	time.Sleep(500 * time.Millisecond) // let GTK draw the menu before the screenshot
+	shot := xvfb.Screenshot(t, d.display, "tray-screen.png")
+	crop := filepath.Join(filepath.Dir(shot), "tray-menu.png")
+	geom := strconv.Itoa(menu.W+d.icon.W) + "x" + strconv.Itoa(menu.H+menu.Y) + "+" + strconv.Itoa(menu.X) + "+0"
+	if out, err := exec.Command("convert", shot, "-crop", geom, "+repage", crop).CombinedOutput(); err != nil {
+		t.Fatalf("convert: %v\n%s", err, out)
+	}
+	t.Logf("tray menu: %s (%dx%d at %d,%d)", crop, menu.W, menu.H, menu.X, menu.Y)
+
+	d.keys(t, "Up", "Return") // from no selection, Up selects the last item: Quit
+	d.a.waitExit(t, "Quit in the tray menu")
+}
+
+// TestE2E_TrayChangePIN: "Change PIN" chosen in the real tray menu runs the
+// PIN change through the pinentry program (old PIN, new PIN, confirmation)
+// on the card; the portal's next signature then needs the new PIN.
+func TestE2E_TrayChangePIN(t *testing.T) {
+	dir := t.TempDir()
+	pins := pinentrytest.Options{PINs: []string{"1234", "5678", "5678", "5678"},
+		StateFile: filepath.Join(dir, "pinentry-state"), LogFile: filepath.Join(dir, "pinentry.log")}
+	d := startTrayDesktop(t, pins.Env()...)
+	d.openMenu(t)
+	// Down skips the two insensitive status lines: allowed sites, recent
+	// activity, then Change PIN.
+	d.keys(t, "Down", "Down", "Down", "Return")
+	var result string
+	d.a.poll(t, 30*time.Second, "the PIN change's result in the log", func() bool {
+		for _, line := range strings.Split(d.a.out.String(), "\n") {
+			if strings.Contains(line, "PIN management") {
+				result = line
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("agent: %s", result)
+	if !strings.Contains(result, `"op": "change-pin"`) || !strings.Contains(result, `"result": "ok"`) {
+		t.Fatalf("PIN change from the tray: %s\n%s", result, d.a.out)
+	}
+	log, err := pinentrytest.ReadLog(pins.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(log, "GETPIN"); n != 3 {
+		t.Fatalf("%d PIN dialogs for a PIN change, want 3 (old, new, confirmation): %q", n, log)
+	}
+	// The last scripted answer, 5678, must now open the card.
+	code, body, err := d.a.post("/v1/sign", `{"dataToSign":"`+b64([]byte("attributs signes"))+`"}`)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("sign with the new PIN: %d %v %s\n%s", code, err, body, d.a.out)
+	}
+	for _, secret := range []string{"1234", "5678"} {
+		if strings.Contains(d.a.out.String(), secret) {
+			t.Errorf("the agent's log holds a PIN (%s)", secret)
+		}
+	}
+	d.keysToQuit(t)
+}
+
+// countPrefix counts the lines that start with prefix.
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// trayDesktop is a private Xvfb with a system tray (trayer) in which the
+// agent's tray icon sits.
+type trayDesktop struct {
+	display string
+	a       *trayAgent
+	icon    geometry
+}
+
+// startTrayDesktop starts Xvfb, trayer and the agent (env is added to its
+// environment), and waits for the icon and the card's identity.
+func startTrayDesktop(t *testing.T, env ...string) *trayDesktop {
+	t.Helper()
 	xvfb.Require(t, "trayer", "xdotool", "import", "convert")
-	display := xvfb.Start(t)
-	holdDisplay(t, display)
+	d := &trayDesktop{display: xvfb.Start(t)}
+	holdDisplay(t, d.display)
 	tray := exec.Command("trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200",
 		"--height", "32", "--transparent", "false", "--tint", "0xcccccc")
-	tray.Env = append(os.Environ(), "DISPLAY="+display)
+	tray.Env = append(os.Environ(), "DISPLAY="+d.display)
 	if err := tray.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tray.Process.Kill(); _ = tray.Wait() })
-	a := startTrayAgent(t, display)
-	a.status(t)
-
+	d.a = startTrayAgent(t, d.display, env...)
+	d.a.status(t)
 	// The icon: the agent's window of at most 64×64 inside the 32-pixel panel.
-	var icon geometry
-	a.poll(t, 30*time.Second, "the tray icon", func() bool {
-		for _, g := range windows(t, display, filepath.Base(agentBin)) {
+	d.a.poll(t, 30*time.Second, "the tray icon", func() bool {
+		for _, g := range windows(t, d.display, filepath.Base(agentBin)) {
 			if g.W > 0 && g.W <= 64 && g.H <= 64 && g.Y >= 0 && g.Y < 32 && g.X >= 1280-200 {
-				icon = g
+				d.icon = g
 				return true
 			}
 		}
 		return false
 	})
 	// The menu names the holder once the card is read.
-	a.poll(t, 30*time.Second, "the card's identity", func() bool {
-		resp, err := a.get("/v1/card")
-		return err == nil && resp == http.StatusOK
+	d.a.poll(t, 30*time.Second, "the card's identity", func() bool {
+		code, err := d.a.get("/v1/card")
+		return err == nil && code == http.StatusOK
 	})
-	// A click that lands while the tray is still embedding the icon is
-	// lost: click again while no menu shows (at most four times).
-	var menu geometry
-	findMenu := func() bool {
-		for _, g := range windows(t, display, filepath.Base(agentBin)) {
-			if g.H >= 150 && g.Y >= 20 && g.Y < 80 {
-				menu = g
-				return true
-			}
-		}
-		return false
-	}
+	return d
+}
+
+// openMenu clicks the icon until the menu shows (a click that lands while
+// the tray is still embedding the icon is lost; at most four clicks) and
+// returns the menu window's geometry.
+func (d *trayDesktop) openMenu(t *testing.T) geometry {
+	t.Helper()
 	for try := 1; ; try++ {
-		xvfb.Run(t, display, "xdotool", "mousemove", strconv.Itoa(icon.X+icon.W/2), strconv.Itoa(icon.Y+icon.H/2), "click", "1")
+		xvfb.Run(t, d.display, "xdotool", "mousemove", strconv.Itoa(d.icon.X+d.icon.W/2), strconv.Itoa(d.icon.Y+d.icon.H/2), "click", "1")
 		deadline := time.Now().Add(5 * time.Second)
-		for !findMenu() && time.Now().Before(deadline) {
+		for time.Now().Before(deadline) {
+			for _, g := range windows(t, d.display, filepath.Base(agentBin)) {
+				if g.H >= 150 && g.Y >= 20 && g.Y < 80 {
+					return g
+				}
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if menu.H > 0 {
-			break
-		}
 		if try == 4 {
-			t.Fatalf("no tray menu after %d clicks on the icon at %+v:\n%s", try, icon, a.out)
+			t.Fatalf("no tray menu after %d clicks on the icon at %+v:\n%s", try, d.icon, d.a.out)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // let GTK draw the menu before the screenshot
-	shot := xvfb.Screenshot(t, display, "tray-screen.png")
-	crop := filepath.Join(filepath.Dir(shot), "tray-menu.png")
-	geom := strconv.Itoa(menu.W+icon.W) + "x" + strconv.Itoa(menu.H+menu.Y) + "+" + strconv.Itoa(menu.X) + "+0"
-	if out, err := exec.Command("convert", shot, "-crop", geom, "+repage", crop).CombinedOutput(); err != nil {
-		t.Fatalf("convert: %v\n%s", err, out)
-	}
-	t.Logf("tray menu: %s (%dx%d at %d,%d)", crop, menu.W, menu.H, menu.X, menu.Y)
+}
 
-	// Up from no selection selects the last item, Quit.
-	xvfb.Run(t, display, "xdotool", "key", "Up")
-	time.Sleep(300 * time.Millisecond)
-	xvfb.Run(t, display, "xdotool", "key", "Return")
-	a.waitExit(t, "Quit in the tray menu")
+// keys types keys into the open menu, a moment apart.
+func (d *trayDesktop) keys(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		xvfb.Run(t, d.display, "xdotool", "key", k)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// keysToQuit opens the menu, chooses Quit and waits for a clean exit.
+func (d *trayDesktop) keysToQuit(t *testing.T) {
+	t.Helper()
+	d.openMenu(t)
+	d.keys(t, "Up", "Return")
+	d.a.waitExit(t, "Quit in the tray menu")
 }
 
 // geometry is an X window's position and size.
@@ -229,7 +312,7 @@ type trayAgent struct {
 
 // startTrayAgent starts the agent on display with the virtual card and
 // waits until it listens and its tray is up.
-func startTrayAgent(t *testing.T, display string) *trayAgent {
+func startTrayAgent(t *testing.T, display string, extraEnv ...string) *trayAgent {
 	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -251,6 +334,7 @@ func startTrayAgent(t *testing.T, display string) *trayAgent {
 		env = append(env, kv)
 	}
 	env = append(env, "DISPLAY="+display, "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	env = append(env, extraEnv...)
 
 	a.cmd = exec.Command(args[0], args[1:]...)
 	a.cmd.Env, a.cmd.Stdout, a.cmd.Stderr = env, a.out, a.out
@@ -319,6 +403,20 @@ func (a *trayAgent) get(path string) (int, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// post sends a JSON POST from the allowed portal origin.
+func (a *trayAgent) post(path, body string) (int, []byte, error) {
+	r, _ := http.NewRequest(http.MethodPost, "https://127.0.0.1:"+strconv.Itoa(a.info.Port)+path, strings.NewReader(body))
+	r.Header.Set("Origin", portalOrigin)
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := a.client.Do(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 // status requires GET /v1/status to answer 200.
