@@ -135,17 +135,7 @@ func TestE2E_TrayChangePIN(t *testing.T) {
 	// Down skips the two insensitive status lines: allowed sites, recent
 	// activity, then Change PIN.
 	d.keys(t, "Down", "Down", "Down", "Return")
-	var result string
-	d.a.poll(t, 30*time.Second, "the PIN change's result in the log", func() bool {
-		for _, line := range strings.Split(d.a.out.String(), "\n") {
-			if strings.Contains(line, "PIN management") {
-				result = line
-				return true
-			}
-		}
-		return false
-	})
-	t.Logf("agent: %s", result)
+	result := d.waitPINManagement(t)
 	if !strings.Contains(result, `"op": "change-pin"`) || !strings.Contains(result, `"result": "ok"`) {
 		t.Fatalf("PIN change from the tray: %s\n%s", result, d.a.out)
 	}
@@ -164,6 +154,41 @@ func TestE2E_TrayChangePIN(t *testing.T) {
 	for _, secret := range []string{"1234", "5678"} {
 		if strings.Contains(d.a.out.String(), secret) {
 			t.Errorf("the agent's log holds a PIN (%s)", secret)
+		}
+	}
+	d.keysToQuit(t)
+}
+
+// TestE2E_TrayUnblockPIN: a PIN blocked by three wrong codes at the portal
+// is unblocked from the real tray menu with the PUK and a new PIN (through
+// the pinentry program); the portal's next signature needs the new PIN.
+func TestE2E_TrayUnblockPIN(t *testing.T) {
+	dir := t.TempDir()
+	pins := pinentrytest.Options{PINs: []string{"0000", "0000", "0000", "12345678", "4321", "4321", "4321"},
+		StateFile: filepath.Join(dir, "pinentry-state"), LogFile: filepath.Join(dir, "pinentry.log")}
+	d := startTrayDesktop(t, pins.Env()...)
+	sign := `{"dataToSign":"` + b64([]byte("attributs signes")) + `"}`
+	for i, want := range []string{"pin_incorrect", "pin_incorrect", "pin_blocked"} {
+		code, body, err := d.a.post("/v1/sign", sign)
+		if err != nil || !strings.Contains(string(body), `"code":"`+want+`"`) {
+			t.Fatalf("wrong PIN %d: %d %v %s, want %s", i+1, code, err, body, want)
+		}
+	}
+	d.openMenu(t)
+	// Counted from the end, Unblock PIN is fifth (diagnostics, log
+	// folder, about and quit follow it, always enabled); Change PIN, above
+	// it, is disabled while the PIN is blocked.
+	d.keys(t, "Up", "Up", "Up", "Up", "Up", "Return")
+	result := d.waitPINManagement(t)
+	if !strings.Contains(result, `"op": "unblock-pin"`) || !strings.Contains(result, `"result": "ok"`) {
+		t.Fatalf("PIN unblock from the tray: %s\n%s", result, d.a.out)
+	}
+	if code, body, err := d.a.post("/v1/sign", sign); err != nil || code != http.StatusOK {
+		t.Fatalf("sign with the new PIN: %d %v %s\n%s", code, err, body, d.a.out)
+	}
+	for _, secret := range []string{"12345678", "4321"} {
+		if strings.Contains(d.a.out.String(), secret) {
+			t.Errorf("the agent's log holds a secret (%s)", secret)
 		}
 	}
 	d.keysToQuit(t)
@@ -242,6 +267,24 @@ func (d *trayDesktop) openMenu(t *testing.T) geometry {
 			t.Fatalf("no tray menu after %d clicks on the icon at %+v:\n%s", try, d.icon, d.a.out)
 		}
 	}
+}
+
+// waitPINManagement waits for the agent's "PIN management" log line (the
+// end of a PIN change or unblock) and returns it.
+func (d *trayDesktop) waitPINManagement(t *testing.T) string {
+	t.Helper()
+	var result string
+	d.a.poll(t, 30*time.Second, "the PIN flow's result in the log", func() bool {
+		for _, line := range strings.Split(d.a.out.String(), "\n") {
+			if strings.Contains(line, "PIN management") {
+				result = line
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("agent: %s", result)
+	return result
 }
 
 // keys types keys into the open menu, a moment apart.
