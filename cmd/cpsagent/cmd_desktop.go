@@ -81,19 +81,20 @@ func doctorDeps(cfg *config.Config, cfgErr error, readers interface {
 		agentURL = fmt.Sprintf("https://127.0.0.1:%d", info.Port)
 	}
 	return doctor.Deps{
-		Version:      Version(),
-		Readers:      readers.Readers,
-		Begin:        begin,
-		AgentURL:     agentURL,
-		TLSDir:       filepath.Join(cfg.StateDir, "tls"),
-		ConfigFile:   cfg.ConfigFile,
-		ConfigErr:    cfgErr,
-		AllowOrigins: cfg.AllowOrigins,
-		PolicyPath:   consent.DefaultPolicyPath(),
-		QuirksPath:   config.QuirksFile(),
-		StateDir:     cfg.StateDir,
-		LogDir:       filepath.Join(cfg.StateDir, "logs"),
-		Pinentry:     cfg.Pinentry,
+		Version:           Version(),
+		Readers:           readers.Readers,
+		Begin:             begin,
+		AgentURL:          agentURL,
+		TLSDir:            filepath.Join(cfg.StateDir, "tls"),
+		ConfigFile:        cfg.ConfigFile,
+		ConfigErr:         cfgErr,
+		AllowOrigins:      cfg.AllowOrigins,
+		PolicyPath:        consent.DefaultPolicyPath(),
+		QuirksPath:        config.QuirksFile(),
+		StateDir:          cfg.StateDir,
+		LogDir:            filepath.Join(cfg.StateDir, "logs"),
+		Pinentry:          cfg.Pinentry,
+		BrowserPolicyRoot: "/",
 	}
 }
 

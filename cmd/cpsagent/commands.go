@@ -52,7 +52,7 @@ func usage(w io.Writer) {
 		if n == defaultCommand {
 			def = " (default)"
 		}
-		fmt.Fprintf(w, "  %-12s %s%s\n", n, commands[n].summary, def)
+		fmt.Fprintf(w, "  %-16s %s%s\n", n, commands[n].summary, def)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'cpsagent COMMAND -h' for the flags of a command.")

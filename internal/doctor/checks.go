@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cpsagent/cpsagent/internal/browserpolicy"
 	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/card/cps"
 	"github.com/cpsagent/cpsagent/internal/consent"
@@ -491,5 +492,55 @@ func checkPinentry(d Deps) Check {
 		}
 	}
 	c.Status, c.Detail, c.Hint = Fail, msg(i18n.DoctorPinentryMissing, strings.Join(candidates, ", ")), msg(i18n.DoctorPinentryHint)
+	return c
+}
+
+// checkBrowserPolicies tells whether the browsers installed on this Linux
+// machine pre-allow the allowed origins (machine policy and configuration)
+// through their Local Network Access policies; otherwise each portal's
+// first call to the agent brings a browser prompt.
+func checkBrowserPolicies(d Deps, goos string) Check {
+	c := Check{ID: "browser-policies", Title: msg(i18n.DoctorBrowserTitle)}
+	switch {
+	case d.BrowserPolicyRoot == "":
+		c.Status, c.Detail = Skip, msg(i18n.DoctorNotChecked)
+		return c
+	case goos != "linux":
+		c.Status, c.Detail = Skip, msg(i18n.DoctorBrowserOtherOS)
+		return c
+	}
+	path := d.PolicyPath
+	if path == "" {
+		path = consent.DefaultPolicyPath()
+	}
+	p, err := consent.LoadPolicy(path)
+	if err != nil { // the policy check reports it
+		c.Status, c.Detail = Skip, msg(i18n.DoctorNotChecked)
+		return c
+	}
+	origins, oerr := browserpolicy.Enforced(p, d.AllowOrigins)
+	if oerr != nil {
+		c.Facts = append(c.Facts, oerr.Error())
+	}
+	if len(origins) == 0 {
+		c.Status, c.Detail = OK, msg(i18n.DoctorBrowserNoOrigin)
+		return c
+	}
+	rep, _ := browserpolicy.Check(d.BrowserPolicyRoot, origins)
+	c.Facts = append(c.Facts, rep.Facts()...)
+	switch {
+	case rep.Checked() == 0:
+		c.Status, c.Detail = Skip, msg(i18n.DoctorBrowserNone)
+	case rep.Missing():
+		missing := map[string]bool{}
+		for _, b := range rep.Browsers {
+			for _, o := range b.Missing {
+				missing[o] = true
+			}
+		}
+		c.Status, c.Detail, c.Hint = Warn, msg(i18n.DoctorBrowserMissing, len(missing)), msg(i18n.DoctorBrowserHint)
+	default:
+		c.Status, c.Detail = OK, msg(i18n.DoctorBrowserOK, len(origins), rep.Checked())
+	}
 	return c
 }

@@ -104,6 +104,9 @@ type Deps struct {
 	LogDir string
 	// Pinentry is the configured pinentry program ("" for the default).
 	Pinentry string
+	// BrowserPolicyRoot is the file-system root under which the browsers'
+	// Linux machine policies are read ("/"); "" skips the check.
+	BrowserPolicyRoot string
 	// Getenv reads the environment (tests); nil: os.Getenv.
 	Getenv func(string) string
 	// Now is the clock; nil: time.Now.
@@ -126,6 +129,7 @@ func Run(ctx context.Context, d Deps) Report {
 	r.Checks = append(r.Checks, checkAgent(ctx, d))
 	r.Checks = append(r.Checks, checkTLS(d))
 	r.Checks = append(r.Checks, checkConfig(d), checkPolicy(d), checkQuirks(d), checkPinentry(d))
+	r.Checks = append(r.Checks, checkBrowserPolicies(d, runtime.GOOS))
 	return r
 }
 

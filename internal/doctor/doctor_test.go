@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/cpsagent/cpsagent/internal/api"
+	"github.com/cpsagent/cpsagent/internal/browserpolicy"
 	"github.com/cpsagent/cpsagent/internal/card"
 	"github.com/cpsagent/cpsagent/internal/i18n"
 	"github.com/cpsagent/cpsagent/internal/localca"
@@ -569,5 +570,57 @@ func TestQuirksCheck(t *testing.T) {
 	}
 	if c := checkQuirks(Deps{}); c.Status != Skip {
 		t.Errorf("no path: %s", c.Status)
+	}
+}
+
+// TestBrowserPoliciesCheck: an allowed origin missing from an installed
+// browser's policies is a warning with the command that fixes it; once
+// `cpsagent browser-policies --write` ran, the check is OK.
+func TestBrowserPoliciesCheck(t *testing.T) {
+	root := t.TempDir()
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(pol, []byte(`{"allowOrigins":["https://www.dmp.fr"]}`), 0o644)
+	d := Deps{PolicyPath: pol, AllowOrigins: []string{"https://portail.exemple-ght.fr:8443"}, BrowserPolicyRoot: root}
+
+	if c := checkBrowserPolicies(Deps{PolicyPath: pol}, "linux"); c.Status != Skip || c.Detail.Key != i18n.DoctorNotChecked {
+		t.Fatalf("no root: %+v", c)
+	}
+	if c := checkBrowserPolicies(d, "windows"); c.Status != Skip || c.Detail.Key != i18n.DoctorBrowserOtherOS {
+		t.Fatalf("windows: %+v", c)
+	}
+	if c := checkBrowserPolicies(d, "linux"); c.Status != Skip || c.Detail.Key != i18n.DoctorBrowserNone {
+		t.Fatalf("no browser: %+v", c)
+	}
+	os.MkdirAll(filepath.Join(root, "opt/google/chrome"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/firefox/policies"), 0o755)
+	c := checkBrowserPolicies(d, "linux")
+	if c.Status != Warn || c.Detail.Key != i18n.DoctorBrowserMissing || c.Hint.Key != i18n.DoctorBrowserHint ||
+		!strings.Contains(c.Hint.In(i18n.EN), "cpsagent browser-policies --write") || !strings.Contains(c.Detail.In(i18n.FR), "2 site(s)") {
+		t.Fatalf("missing: %+v", c)
+	}
+	if facts := strings.Join(c.Facts, "\n"); !strings.Contains(facts, "Google Chrome") || !strings.Contains(facts, "missing https://portail.exemple-ght.fr:8443, https://www.dmp.fr") {
+		t.Fatalf("facts: %s", facts)
+	}
+
+	if _, err := browserpolicy.Write(root, []string{"https://www.dmp.fr", "https://portail.exemple-ght.fr:8443"}); err != nil {
+		t.Fatal(err)
+	}
+	c = checkBrowserPolicies(d, "linux")
+	if c.Status != OK || c.Detail.Key != i18n.DoctorBrowserOK || !strings.Contains(c.Detail.In(i18n.EN), "2 allowed site(s) are pre-allowed in 2 browser(s)") {
+		t.Fatalf("after --write: %+v", c)
+	}
+	// Run includes the check.
+	if got := find(Run(t.Context(), d), "browser-policies"); got.Status == "" {
+		t.Fatal("Run does not include the browser-policies check")
+	}
+
+	// A locked policy: only its origins are enforced, so only they count.
+	os.WriteFile(pol, []byte(`{"allowOrigins":["https://www.dmp.fr"],"allowUserOrigins":false}`), 0o644)
+	if c := checkBrowserPolicies(Deps{PolicyPath: pol, AllowOrigins: []string{"https://not-enforced.fr"}, BrowserPolicyRoot: root}, "linux"); c.Status != OK {
+		t.Fatalf("locked: %+v", c)
+	}
+	os.WriteFile(pol, []byte(`{}`), 0o644)
+	if c := checkBrowserPolicies(Deps{PolicyPath: pol, BrowserPolicyRoot: root}, "linux"); c.Status != OK || c.Detail.Key != i18n.DoctorBrowserNoOrigin {
+		t.Fatalf("no origin: %+v", c)
 	}
 }

@@ -165,6 +165,13 @@ const (
 	DoctorPinentryOK       Key = "doctor.pinentry.ok"
 	DoctorPinentryMissing  Key = "doctor.pinentry.missing"
 	DoctorPinentryHint     Key = "doctor.pinentry.hint"
+	DoctorBrowserTitle     Key = "doctor.browser.title"
+	DoctorBrowserOK        Key = "doctor.browser.ok"      // origins, browsers
+	DoctorBrowserMissing   Key = "doctor.browser.missing" // origins
+	DoctorBrowserHint      Key = "doctor.browser.hint"
+	DoctorBrowserNone      Key = "doctor.browser.none"
+	DoctorBrowserNoOrigin  Key = "doctor.browser.no-origin"
+	DoctorBrowserOtherOS   Key = "doctor.browser.other-os"
 	DoctorBundleWritten    Key = "doctor.bundle.written"
 )
 
@@ -328,5 +335,12 @@ var catalogue = map[Key]msg{
 	DoctorPinentryOK:       {FR: "Programme trouvé : %s", EN: "Program found: %s"},
 	DoctorPinentryMissing:  {FR: "Aucun programme de saisie du code trouvé (cherché : %s).", EN: "No code dialog program found (looked for: %s)."},
 	DoctorPinentryHint:     {FR: "Installez pinentry (Debian/Ubuntu : « sudo apt install pinentry-gnome3 » ; Windows : Gpg4win ; macOS : « brew install pinentry-mac »).", EN: "Install pinentry (Debian/Ubuntu: \"sudo apt install pinentry-gnome3\"; Windows: Gpg4win; macOS: \"brew install pinentry-mac\")."},
+	DoctorBrowserTitle:     {FR: "Politiques des navigateurs (accès au réseau local)", EN: "Browser policies (Local Network Access)"},
+	DoctorBrowserOK:        {FR: "Les %d site(s) autorisé(s) sont pré-autorisés dans %d navigateur(s) : pas d'invite « accès au réseau local ».", EN: "The %d allowed site(s) are pre-allowed in %d browser(s): no Local Network Access prompt."},
+	DoctorBrowserMissing:   {FR: "%d site(s) autorisé(s) ne sont pas pré-autorisés dans un navigateur installé : il demandera l'accès au réseau local, et un clic sur « Bloquer » empêche le portail de joindre l'agent.", EN: "%d allowed site(s) are not pre-allowed in an installed browser: it will ask for Local Network Access, and clicking \"Block\" stops the portal from reaching the agent."},
+	DoctorBrowserHint:      {FR: "En administrateur : « sudo cpsagent browser-policies --write » (voir docs/admin.md §4).", EN: "As administrator: \"sudo cpsagent browser-policies --write\" (see docs/admin.md §4)."},
+	DoctorBrowserNone:      {FR: "Aucun navigateur Chrome, Chromium, Edge ou Firefox trouvé.", EN: "No Chrome, Chromium, Edge or Firefox found."},
+	DoctorBrowserNoOrigin:  {FR: "Aucun site autorisé par la politique ou la configuration : rien à pré-autoriser.", EN: "No site allowed by the policy or the configuration: nothing to pre-allow."},
+	DoctorBrowserOtherOS:   {FR: "Non vérifié sur ce système : déployez les stratégies par GPO ou registre (Windows) ou par profil de configuration (macOS), voir « cpsagent browser-policies ».", EN: "Not checked on this system: deploy the policies by GPO or registry (Windows) or a configuration profile (macOS), see \"cpsagent browser-policies\"."},
 	DoctorBundleWritten:    {FR: "Dossier de support écrit : %s (identifiants et numéros de série masqués).", EN: "Support bundle written: %s (identifiers and serial numbers masked)."},
 }
