@@ -125,36 +125,49 @@ func firefoxCovers(skip []string, host string) bool {
 	return false
 }
 
-// firefoxFile is what Check reads from a policies.json.
-type firefoxFile struct {
-	Policies struct {
-		LocalNetworkAccess *struct {
-			Enabled     *bool    `json:"Enabled"`
-			SkipDomains []string `json:"SkipDomains"`
-		} `json:"LocalNetworkAccess"`
-	} `json:"policies"`
-}
-
 // firefoxAllowed returns the origins of want that policies.json data
 // pre-allows. With "Enabled": false, Local Network Access is off and every
-// origin passes.
+// origin passes. Keys are matched exactly, as Firefox reads them (JSON
+// objects in JavaScript): "Policies" is not "policies".
 func firefoxAllowed(data []byte, want []string) ([]string, error) {
-	var f firefoxFile
-	if err := json.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &f); err != nil {
+	top := map[string]json.RawMessage{}
+	if err := decodeObject(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &top); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	lna := f.Policies.LocalNetworkAccess
-	if lna == nil {
-		return nil, nil
-	}
-	if lna.Enabled != nil && !*lna.Enabled {
-		return slices.Clone(want), nil
-	}
-	var ok []string
-	for _, o := range want {
-		if firefoxCovers(lna.SkipDomains, host(o)) {
-			ok = append(ok, o)
+	policies := map[string]json.RawMessage{}
+	if raw, ok := top["policies"]; ok {
+		if err := decodeObject(raw, &policies); err != nil {
+			return nil, fmt.Errorf("%w: \"policies\": %w", ErrMalformed, err)
 		}
 	}
-	return ok, nil
+	raw, ok := policies["LocalNetworkAccess"]
+	if !ok {
+		return nil, nil
+	}
+	lna := map[string]json.RawMessage{}
+	if err := decodeObject(raw, &lna); err != nil {
+		return nil, fmt.Errorf("%w: \"LocalNetworkAccess\": %w", ErrMalformed, err)
+	}
+	if raw, ok := lna["Enabled"]; ok {
+		var enabled bool
+		if json.Unmarshal(raw, &enabled) != nil {
+			return nil, fmt.Errorf("%w: \"LocalNetworkAccess\".\"Enabled\" is not true or false", ErrMalformed)
+		}
+		if !enabled {
+			return slices.Clone(want), nil
+		}
+	}
+	var skip []string
+	if raw, ok := lna["SkipDomains"]; ok {
+		if !startsWith(raw, '[') || json.Unmarshal(raw, &skip) != nil {
+			return nil, fmt.Errorf("%w: \"SkipDomains\" is not a list of strings", ErrMalformed)
+		}
+	}
+	var allowed []string
+	for _, o := range want {
+		if firefoxCovers(skip, host(o)) {
+			allowed = append(allowed, o)
+		}
+	}
+	return allowed, nil
 }

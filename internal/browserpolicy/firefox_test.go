@@ -145,11 +145,11 @@ func FuzzMergeFirefox(f *testing.F) {
 			t.Fatal("unchanged but different bytes")
 		}
 		var before, after map[string]any
-		if !json.Valid(out) || json.Unmarshal(out, &after) != nil {
+		if !json.Valid(out) || decodeNumbers(out, &after) != nil {
 			t.Fatalf("output is not a JSON object: %q", out)
 		}
 		if len(bytes.TrimSpace(bytes.TrimPrefix(in, []byte("\ufeff")))) > 0 {
-			if err := json.Unmarshal(bytes.TrimPrefix(in, []byte("\ufeff")), &before); err != nil {
+			if err := decodeNumbers(bytes.TrimPrefix(in, []byte("\ufeff")), &before); err != nil {
 				t.Fatalf("accepted input Go cannot decode: %v", err)
 			}
 		}
@@ -203,4 +203,13 @@ func lnaSkip(v map[string]any) ([]any, bool) {
 	l, _ := p["LocalNetworkAccess"].(map[string]any)
 	s, ok := l["SkipDomains"].([]any)
 	return s, ok
+}
+
+// decodeNumbers decodes JSON keeping numbers as written (json.Number): an
+// administrator's 1E1000 is valid JSON that float64 cannot hold, and the
+// merge must keep it as it is.
+func decodeNumbers(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
