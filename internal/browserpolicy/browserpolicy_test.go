@@ -321,3 +321,25 @@ func TestChromeCovers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzChromeCovers: any pattern an administrator may have written is read
+// without panicking, and the origin written as its own pattern, or "*",
+// always covers a valid origin.
+func FuzzChromeCovers(f *testing.F) {
+	for _, s := range [][2]string{
+		{"https://www.dmp.fr", "https://www.dmp.fr"}, {"[*.]dmp.fr", "https://www.dmp.fr:8443"},
+		{"http://[::1]:3000", "http://[::1]:3000"}, {"https://[", "https://[::1]"}, {"*://*:*/x@y", "https://a.b"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, origin string) {
+		_ = chromeCovers(pattern, origin)
+		o, err := Normalize([]string{origin})
+		if err != nil || len(o) != 1 {
+			return
+		}
+		if !chromeCovers(o[0], o[0]) || !chromeCovers("*", o[0]) {
+			t.Fatalf("%q does not cover itself (or * does not)", o[0])
+		}
+	})
+}
