@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/cpsagent/cpsagent/internal/atomicfile"
 )
 
 // A Browser is a browser whose Linux machine policies this package reads and
@@ -394,26 +396,5 @@ func Write(root string, origins []string) ([]Change, error) {
 // tmpDir (on the same file system, outside a directory a browser reads
 // whole) and a rename.
 func writeAtomic(path string, data []byte, tmpDir string) error {
-	f, err := os.CreateTemp(tmpDir, ".cpsagent-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename: nothing to remove
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, 0o644, atomicfile.Options{TempDir: tmpDir})
 }

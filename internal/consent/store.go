@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/cpsagent/cpsagent/internal/atomicfile"
 )
 
 // StoreFile is the name of the user's "always allowed" list in the state
@@ -66,40 +68,13 @@ func saveStore(path string, grants []Grant) error {
 	return writeFileAtomic(path, data)
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
+func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("consent: creating %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("consent: saving: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("consent: saving: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("consent: saving: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("consent: saving: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("consent: saving: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("consent: saving: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename durable; not possible on Windows
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

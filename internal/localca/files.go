@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/cpsagent/cpsagent/internal/atomicfile"
 )
 
 const maxFileSize = 64 << 10
@@ -193,34 +195,11 @@ func writeLeaf(dir string, leaf *tls.Certificate) error {
 	return writeFileAtomic(dir, CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Leaf.Raw}), 0o644)
 }
 
-// writeFileAtomic writes name through a temporary file in dir (created 0600)
-// and a rename, which also replaces a symbolic link instead of following it.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("localca: %w", err)
+// writeFileAtomic writes name in dir through atomicfile (a rename, which
+// also replaces a symbolic link instead of following it).
+func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	if err := atomicfile.WriteFile(filepath.Join(dir, name), data, perm); err != nil {
+		return fmt.Errorf("localca: writing %s: %w", name, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("localca: writing %s: %w", name, err)
-		}
-	}()
-	if runtime.GOOS != "windows" {
-		if err = f.Chmod(perm); err != nil {
-			return err
-		}
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	return nil
 }

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/cpsagent/cpsagent/internal/atomicfile"
 )
 
 // The state file keeps a card across runs: its identity (serial, keys,
@@ -156,7 +157,7 @@ func (c *Card) persist() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrState, err)
 	}
-	if err := writeFileAtomic(c.state.path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(c.state.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	return nil
@@ -177,36 +178,4 @@ func (c *Card) StateError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stateError
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
